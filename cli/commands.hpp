@@ -1,0 +1,23 @@
+// The subcommands of olympus-voice. Each add_*_command registers one subcommand on the app and
+// binds its flags; its callback runs on the main thread and sets the process exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace olympus::cli {
+
+/// Exit codes shared by every subcommand.
+enum ExitCode : int {
+    kExitOk = 0,
+    kExitFailure = 1,      ///< the job failed at run time (terminal error, lost session)
+    kExitUsage = 2,        ///< bad flags, configuration or input file
+    kExitInterrupted = 130,
+};
+
+/// Where a subcommand stores its exit code; main() returns it.
+int& exit_code();
+
+void add_emulate_command(CLI::App& app);
+void add_token_command(CLI::App& app);
+
+}  // namespace olympus::cli

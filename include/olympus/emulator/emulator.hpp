@@ -1,0 +1,120 @@
+// A local emulator of the Olympus realtime gateway (`/v1`, `/v1/ws`), strict enough that a
+// client passing against it also works against the real service. It runs its own io thread;
+// every public method may be called from any other thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "olympus/emulator/jwt.hpp"
+
+namespace olympus::emulator {
+
+struct EmulatorOptions {
+    std::string host = "127.0.0.1";  ///< address to listen on; loopback by default
+    std::uint16_t port = 0;           ///< 0 picks a free port; see Emulator::port()
+
+    bool tls = false;            ///< serve wss:// instead of ws://
+    std::string tls_cert_file;   ///< PEM certificate; empty: a self-signed one for
+                                 ///< localhost and 127.0.0.1 is generated
+    std::string tls_key_file;    ///< PEM private key of tls_cert_file
+    std::string jwt_key_file;    ///< PEM RSA key that signs tokens; empty: generated
+
+    std::chrono::milliseconds ping_interval{30'000};  ///< server ping period
+    std::chrono::milliseconds pong_timeout{10'000};   ///< close 4000 without a pong by then
+    std::chrono::milliseconds auth_timeout{10'000};   ///< close 4001 when not authenticated
+    std::chrono::milliseconds idle_timeout{300'000};  ///< close 4002 when nothing arrives
+
+    double events_per_second = 1.0;  ///< per subscription; 0 sends no events
+
+    std::size_t max_connections_per_user = 10;
+    std::size_t max_subscriptions = 50;        ///< per connection
+    std::size_t max_message_bytes = 65'536;    ///< larger inbound frames close with 1009
+    double requests_per_second = 20.0;         ///< sustained request rate per connection
+    double request_burst = 40.0;               ///< requests allowed at once before rate_limited
+
+    std::uint64_t seed = 1;  ///< seeds the event generator, so runs are repeatable
+};
+
+/// How drop_all_connections() ends each connection.
+enum class DropMode {
+    going_away,  ///< a clean close frame with code 1001
+    abort,       ///< the TCP connection is torn down without a close frame (a network drop)
+};
+
+/// What the emulator saw and did since start or the last reset_stats().
+struct Stats {
+    std::map<std::string, std::uint64_t> received;  ///< inbound frames by `type`; also
+                                                    ///< "<binary>", "<malformed>", "<untyped>"
+    std::map<std::string, std::uint64_t> sent;      ///< outbound frames by `type`
+    std::map<std::string, std::uint64_t> errors;    ///< error codes sent (error frames,
+                                                    ///< auth_error, failed responses)
+    std::map<int, std::uint64_t> closes;            ///< close codes the server sent
+    std::uint64_t connections_opened = 0;
+    std::uint64_t connections_refused = 0;   ///< by refuse_next_connections()
+    std::uint64_t connections_open = 0;      ///< open right now
+    std::uint64_t oversize_frames = 0;       ///< inbound frames over max_message_bytes
+
+    std::uint64_t received_of(const std::string& type) const;
+    std::uint64_t sent_of(const std::string& type) const;
+    std::uint64_t error_count(const std::string& code) const;
+    std::uint64_t close_count(int code) const;
+    nlohmann::json to_json() const;
+};
+
+class Emulator {
+public:
+    /// Loads or generates keys and certificates; throws std::runtime_error on a bad file.
+    explicit Emulator(EmulatorOptions options = {});
+    ~Emulator();  ///< stops the server and joins its thread
+    Emulator(const Emulator&) = delete;
+    Emulator& operator=(const Emulator&) = delete;
+
+    /// Binds and starts serving on the io thread; throws std::system_error when the port is
+    /// taken. Returns once the listening socket is open.
+    void start();
+    /// Closes every connection (1001) and the listener, and joins the io thread. Idempotent.
+    void stop();
+
+    std::uint16_t port() const;
+    /// "ws://127.0.0.1:<port>" or "wss://localhost:<port>" (wss uses the certificate's name).
+    std::string base_url() const;
+    std::string gateway_url() const { return base_url() + "/v1"; }
+    std::string voice_url() const { return base_url() + "/stream"; }
+    /// The certificate a client must trust to reach this emulator over wss (PEM).
+    std::string certificate_pem() const;
+
+    const JwtKey& key() const;
+    /// A token for `user_id` with read and write permissions on every channel.
+    std::string mint_token(const std::string& user_id = "user-dev",
+                           std::chrono::seconds lifetime = std::chrono::hours(8)) const;
+
+    Stats stats() const;
+    void reset_stats();
+    const EmulatorOptions& options() const;
+
+    // Fault controls for tests. Each takes effect on the io thread right after the call.
+
+    /// Ends every open connection now.
+    void drop_all_connections(DropMode mode = DropMode::abort);
+    /// Rejects the next `n` WebSocket upgrades with HTTP 503.
+    void refuse_next_connections(std::size_t n);
+    /// Stops (false) or resumes (true) the server's own pings; pong checking pauses too.
+    void set_pings_enabled(bool enabled);
+    /// While silent, the server sends nothing at all: no pings, answers or events. Inbound
+    /// frames are still read and counted, and timeouts still run.
+    void set_silent(bool silent);
+    /// Holds every outbound frame for `delay` before sending it (order is kept).
+    void set_frame_delay(std::chrono::milliseconds delay);
+
+private:
+    class Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace olympus::emulator
