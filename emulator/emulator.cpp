@@ -249,11 +249,19 @@ private:
     void on_end(websocketpp::connection_hdl hdl) {
         auto con = endpoint_.get_con_from_hdl(hdl);
 
-        // websocketpp itself closes with 1009 when a frame is over the limit.
-        if (con->get_local_close_code() == websocketpp::close::status::message_too_big) {
-            context_->stats.oversize();
-            context_->stats.closed_with(1009);
-            context_->stats.error("message_too_big");
+        // websocketpp itself closes on protocol violations: 1009 for a frame over the limit,
+        // 1007 for a text frame that is not UTF-8, 1002 for a broken frame.
+        switch (con->get_local_close_code()) {
+            case websocketpp::close::status::message_too_big:
+                context_->stats.oversize();
+                context_->stats.closed_with(1009);
+                break;
+            case websocketpp::close::status::invalid_payload:
+            case websocketpp::close::status::protocol_error:
+                context_->stats.closed_with(con->get_local_close_code());
+                break;
+            default:
+                break;
         }
         auto it = sessions_.find(hdl);
         if (it == sessions_.end()) {

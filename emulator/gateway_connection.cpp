@@ -166,7 +166,6 @@ bool GatewayConnection::take_request_token(const nlohmann::json& id) {
 void GatewayConnection::handle_auth(const nlohmann::json& message) {
     auto token = message.find("token");
     if (token == message.end() || !token->is_string()) {
-        ctx_.stats.error("invalid_message");
         send_error(message.value("id", nlohmann::json()), "invalid_message",
                    "auth needs a string \"token\"");
         return;
@@ -232,6 +231,9 @@ void GatewayConnection::handle_subscribe(const nlohmann::json& message) {
         return;
     }
     auto params = message.value("params", nlohmann::json::object());
+    if (params.is_null()) {
+        params = nlohmann::json::object();
+    }
     if (!params.is_object()) {
         send_failed_response(id, "invalid_message", "\"params\" must be an object");
         return;
