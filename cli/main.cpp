@@ -15,6 +15,19 @@ int& exit_code() {
 
 }  // namespace olympus::cli
 
+namespace {
+
+bool has_command(const CLI::App& app, const std::string& name) {
+    for (const auto* sub : app.get_subcommands({})) {
+        if (sub->check_name(name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     namespace cli = olympus::cli;
     CLI::App app{"olympus-voice: voice sessions and realtime events for Olympus Cloud"};
@@ -29,6 +42,12 @@ int main(int argc, char** argv) {
 
     cli::add_emulate_command(app);
     cli::add_token_command(app);
+
+    // A mistyped command deserves its own name in the error, not "a subcommand is required".
+    if (argc > 1 && argv[1][0] != '-' && !has_command(app, argv[1])) {
+        std::fprintf(stderr, "olympus-voice: unknown command '%s' (see --help)\n", argv[1]);
+        return cli::kExitUsage;
+    }
 
     try {
         app.parse(argc, argv);

@@ -20,7 +20,14 @@ namespace olympus::emulator {
 namespace {
 
 struct PlainConfig : websocketpp::config::asio {};
-struct TlsConfig : websocketpp::config::asio_tls {};
+struct TlsConfig : websocketpp::config::asio_tls {
+    // Many peers never answer the TLS close_notify; waiting the default 5 s for it would keep
+    // a closed connection counted against its user's limit long after the peer left.
+    struct transport_config : websocketpp::config::asio_tls::transport_config {
+        static const long timeout_socket_shutdown = 300;
+    };
+    using transport_type = websocketpp::transport::asio::endpoint<transport_config>;
+};
 
 using SslContext = std::shared_ptr<asio::ssl::context>;
 

@@ -1,6 +1,7 @@
 // Self-signed certificate generation with OpenSSL; see tls_material.hpp.
 #include "tls_material.hpp"
 
+#include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <functional>
@@ -10,6 +11,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -72,9 +74,16 @@ TlsMaterial TlsMaterial::generate_self_signed() {
     X509_gmtime_adj(X509_getm_notAfter(cert.get()), 30L * 24 * 3600);
     X509_set_pubkey(cert.get(), key.get());
     X509_NAME* name = X509_get_subject_name(cert.get());
+    // A distinct subject per certificate: trust stores look issuers up by name, so two
+    // emulators' certificates trusted together must not share one.
+    unsigned char nonce[8];
+    RAND_bytes(nonce, sizeof nonce);
+    char organisation[64];
+    std::snprintf(organisation, sizeof organisation,
+                  "Olympus emulator %02x%02x%02x%02x%02x%02x%02x%02x", nonce[0], nonce[1], nonce[2],
+                  nonce[3], nonce[4], nonce[5], nonce[6], nonce[7]);
     X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>("Olympus emulator"), -1, -1,
-                               0);
+                               reinterpret_cast<const unsigned char*>(organisation), -1, -1, 0);
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                                reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
     X509_set_issuer_name(cert.get(), name);
