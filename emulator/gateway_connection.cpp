@@ -14,6 +14,8 @@ using Clock = std::chrono::steady_clock;
 // The server stops generating events for a connection whose peer lets this much pile up
 // unread, so that a slow reader cannot make the emulator's memory grow without bound.
 constexpr std::size_t kMaxBufferedBytes = 1 << 20;
+// A peer that lets this much of any kind of frame pile up is cut off: it is not reading.
+constexpr std::size_t kMaxUnreadBytes = 8 << 20;
 constexpr std::size_t kMaxSubscriptionIdBytes = 128;
 
 bool has_permission(const TokenClaims& claims, const std::string& channel) {
@@ -313,6 +315,11 @@ void GatewayConnection::handle_ping(const nlohmann::json& message) {
 
 void GatewayConnection::send(const nlohmann::json& message) {
     if (closed_ || state_ == State::closing || ctx_.silent) {
+        return;
+    }
+    if (transport_->buffered_bytes() > kMaxUnreadBytes) {
+        ctx_.stats.error("slow_consumer");
+        close(1008, "peer is not reading");
         return;
     }
     ctx_.stats.sent(message.value("type", "?"));
