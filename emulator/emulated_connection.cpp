@@ -1,0 +1,243 @@
+// Behaviour shared by the emulated endpoints; see emulated_connection.hpp.
+#include "emulated_connection.hpp"
+
+namespace olympus::emulator {
+namespace {
+
+// A peer that lets this much pile up unread is cut off: it is not reading.
+constexpr std::size_t kMaxUnreadBytes = 8 << 20;
+
+}  // namespace
+
+EmulatedConnection::EmulatedConnection(ServerContext& context, std::unique_ptr<Transport> transport)
+    : ctx_(context),
+      transport_(std::move(transport)),
+      auth_timer_(context.io),
+      ping_timer_(context.io),
+      pong_timer_(context.io),
+      idle_timer_(context.io),
+      outbox_timer_(context.io),
+      last_inbound_(Clock::now()) {}
+
+EmulatedConnection::~EmulatedConnection() = default;
+
+void EmulatedConnection::start_timers() {
+    arm_idle();
+    if (!authenticated_) {
+        arm(auth_timer_, ctx_.options.auth_timeout, [this] {
+            if (!authenticated_) {
+                close(4001, "authentication timeout");
+            }
+        });
+    }
+}
+
+void EmulatedConnection::authenticated() {
+    if (authenticated_) {
+        return;
+    }
+    authenticated_ = true;
+    auth_timer_.cancel();
+    arm_ping();
+}
+
+void EmulatedConnection::on_text(const std::string& text) {
+    touch();
+    auto message = nlohmann::json::parse(text, nullptr, false);
+    if (message.is_discarded()) {
+        ctx_.stats.received("<malformed>");
+        send_error(nullptr, "invalid_message", "message is not valid JSON");
+        return;
+    }
+    auto type = message.is_object() ? message.find("type") : message.end();
+    if (!message.is_object() || type == message.end() || !type->is_string()) {
+        ctx_.stats.received("<untyped>");
+        send_error(nullptr, "invalid_message", "message must be an object with a string \"type\"");
+        return;
+    }
+    const auto name = type->get<std::string>();
+    ctx_.stats.received(name);
+    auto id = message.find("id");
+    if (id != message.end() && !id->is_null() && !id->is_string() && !id->is_number_integer()) {
+        send_error(nullptr, "invalid_message", "\"id\" must be a string or an integer");
+        return;
+    }
+
+    // The heartbeat is the same on every endpoint.
+    if (name == "pong") {
+        awaiting_pong_ = false;
+        pong_timer_.cancel();
+        return;
+    }
+    if (name == "ping") {
+        answer_ping(message);
+        return;
+    }
+    handle(message, name);
+}
+
+void EmulatedConnection::answer_ping(const nlohmann::json& message) {
+    auto stamp = message.find("timestamp");
+    send({{"type", "pong"},
+          {"timestamp", stamp != message.end() && stamp->is_string()
+                            ? stamp->get<std::string>()
+                            : rfc3339(std::chrono::system_clock::now())}});
+}
+
+void EmulatedConnection::send(const nlohmann::json& message) {
+    if (closed_ || closing_ || ctx_.silent) {
+        return;
+    }
+    if (unread_bytes() > kMaxUnreadBytes) {
+        ctx_.stats.error("slow_consumer");
+        close(1008, "peer is not reading");
+        return;
+    }
+    ctx_.stats.sent(message.value("type", "?"));
+    enqueue({Clock::now() + ctx_.frame_delay, message.dump(), false, 0, {}});
+}
+
+void EmulatedConnection::send_binary(std::string bytes) {
+    if (closed_ || closing_ || ctx_.silent) {
+        return;
+    }
+    if (unread_bytes() > kMaxUnreadBytes) {
+        ctx_.stats.error("slow_consumer");
+        close(1008, "peer is not reading");
+        return;
+    }
+    ctx_.stats.sent("<binary>");
+    enqueue({Clock::now() + ctx_.frame_delay, std::move(bytes), true, 0, {}});
+}
+
+void EmulatedConnection::send_error(const nlohmann::json& id, const std::string& code,
+                                    const std::string& text) {
+    ctx_.stats.error(code);
+    nlohmann::json frame = {{"type", "error"}, {"code", code}, {"message", text}};
+    if (!id.is_null()) {
+        frame["id"] = id;
+    }
+    send(frame);
+}
+
+void EmulatedConnection::close(int code, const std::string& reason) {
+    if (closed_ || closing_) {
+        return;
+    }
+    closing_ = true;
+    ctx_.stats.closed_with(code);
+    enqueue({Clock::now() + ctx_.frame_delay, {}, false, code, reason});
+}
+
+void EmulatedConnection::enqueue(Outgoing out) {
+    // Without a delay and with nothing waiting, a frame goes straight out.
+    if (outbox_.empty() && ctx_.frame_delay.count() == 0) {
+        deliver(out);
+        return;
+    }
+    outbox_.push_back(std::move(out));
+    if (outbox_.size() == 1) {
+        flush_outbox();
+    }
+}
+
+void EmulatedConnection::deliver(Outgoing& out) {
+    if (out.close_code != 0) {
+        transport_->close(out.close_code, out.close_reason);
+    } else if (out.binary) {
+        transport_->send_binary(out.payload);
+    } else {
+        transport_->send_text(out.payload);
+    }
+}
+
+void EmulatedConnection::flush_outbox() {
+    // Frames leave in order, each no earlier than its due time.
+    auto now = Clock::now();
+    while (!outbox_.empty() && outbox_.front().due <= now) {
+        auto out = std::move(outbox_.front());
+        outbox_.pop_front();
+        deliver(out);
+    }
+    if (!outbox_.empty()) {
+        arm(outbox_timer_, outbox_.front().due - now, [this] { flush_outbox(); });
+    }
+}
+
+void EmulatedConnection::arm_ping() {
+    if (!ctx_.pings_enabled) {
+        return;
+    }
+    arm(ping_timer_, ctx_.options.ping_interval, [this] { on_ping_due(); });
+}
+
+void EmulatedConnection::on_ping_due() {
+    if (!ctx_.pings_enabled || ctx_.silent) {
+        arm_ping();
+        return;
+    }
+
+    // Each ping opens a pong window; a missing pong ends the connection with 4000.
+    send({{"type", "ping"}, {"timestamp", rfc3339(std::chrono::system_clock::now())}});
+    if (!awaiting_pong_) {
+        awaiting_pong_ = true;
+        arm(pong_timer_, ctx_.options.pong_timeout, [this] {
+            if (awaiting_pong_ && ctx_.pings_enabled) {
+                close(4000, "heartbeat timeout");
+            }
+        });
+    }
+    arm_ping();
+}
+
+void EmulatedConnection::arm_idle() {
+    // Fires at the idle deadline measured from the last inbound frame, re-arming when
+    // something arrived in between.
+    auto deadline = last_inbound_ + ctx_.options.idle_timeout;
+    arm(idle_timer_, deadline - Clock::now(), [this] {
+        if (Clock::now() - last_inbound_ >= ctx_.options.idle_timeout) {
+            close(4002, "idle timeout");
+        } else {
+            arm_idle();
+        }
+    });
+}
+
+void EmulatedConnection::on_closed() {
+    closed_ = true;
+    for (auto* timer : {&auth_timer_, &ping_timer_, &pong_timer_, &idle_timer_, &outbox_timer_}) {
+        timer->cancel();
+    }
+    outbox_.clear();
+    released();
+}
+
+void EmulatedConnection::drop(DropMode mode) {
+    if (closed_) {
+        return;
+    }
+    if (mode == DropMode::abort) {
+        transport_->abort();
+        return;
+    }
+    // A going-away close is sent even when frames are delayed or the server is silent.
+    outbox_.clear();
+    closing_ = true;
+    ctx_.stats.closed_with(1001);
+    transport_->close(1001, "server going away");
+}
+
+void EmulatedConnection::faults_changed() {
+    if (closed_ || !authenticated_) {
+        return;
+    }
+    if (ctx_.pings_enabled) {
+        arm_ping();
+    } else {
+        ping_timer_.cancel();
+        pong_timer_.cancel();
+        awaiting_pong_ = false;
+    }
+}
+
+}  // namespace olympus::emulator
