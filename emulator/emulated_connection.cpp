@@ -17,7 +17,8 @@ EmulatedConnection::EmulatedConnection(ServerContext& context, std::unique_ptr<T
       pong_timer_(context.io),
       idle_timer_(context.io),
       outbox_timer_(context.io),
-      last_inbound_(Clock::now()) {}
+      last_inbound_(Clock::now()),
+      expiry_timer_(context.io) {}
 
 EmulatedConnection::~EmulatedConnection() = default;
 
@@ -30,6 +31,53 @@ void EmulatedConnection::start_timers() {
             }
         });
     }
+}
+
+bool EmulatedConnection::accept_token(const std::string& token, bool reauth) {
+    // Signature, algorithm and expiry.
+    TokenClaims claims;
+    if (auto ec = ctx_.key.verify(token, claims)) {
+        reject_auth("Access token is expired or invalid: " + ec.message());
+        return false;
+    }
+    if (reauth && claims.user_id != claims_.user_id) {
+        reject_auth("a fresh token must belong to the same user");
+        return false;
+    }
+
+    // The connection limit counts authenticated connections per user.
+    if (!reauth) {
+        auto& count = ctx_.connections_per_user[claims.user_id];
+        if (count >= ctx_.options.max_connections_per_user) {
+            send_error(nullptr, "connection_limit",
+                       "maximum of " + std::to_string(ctx_.options.max_connections_per_user) +
+                           " connections per user reached");
+            close(1008, "connection limit");
+            return false;
+        }
+        ++count;
+        counted_for_user_ = true;
+    }
+    claims_ = std::move(claims);
+    arm_expiry();
+    return true;
+}
+
+void EmulatedConnection::reject_auth(const std::string& message) {
+    ctx_.stats.error("invalid_token");
+    send({{"type", "auth_error"}, {"code", "invalid_token"}, {"message", message}});
+    close(1008, "invalid token");
+}
+
+void EmulatedConnection::arm_expiry() {
+    auto left = claims_.expires_at - std::chrono::system_clock::now();
+    arm(expiry_timer_, std::chrono::duration_cast<Clock::duration>(left), [this] {
+        if (claims_.expires_at <= std::chrono::system_clock::now()) {
+            reject_auth("Access token expired; re-authenticate before expires_at");
+        } else {
+            arm_expiry();
+        }
+    });
 }
 
 void EmulatedConnection::authenticated() {
@@ -205,10 +253,18 @@ void EmulatedConnection::arm_idle() {
 
 void EmulatedConnection::on_closed() {
     closed_ = true;
-    for (auto* timer : {&auth_timer_, &ping_timer_, &pong_timer_, &idle_timer_, &outbox_timer_}) {
+    for (auto* timer :
+         {&auth_timer_, &ping_timer_, &pong_timer_, &idle_timer_, &outbox_timer_, &expiry_timer_}) {
         timer->cancel();
     }
     outbox_.clear();
+    if (counted_for_user_) {
+        auto it = ctx_.connections_per_user.find(claims_.user_id);
+        if (it != ctx_.connections_per_user.end() && --it->second == 0) {
+            ctx_.connections_per_user.erase(it);
+        }
+        counted_for_user_ = false;
+    }
     released();
 }
 

@@ -34,6 +34,13 @@ protected:
     /// The connection is gone: cancel the derived class's timers and release what it holds.
     virtual void released() = 0;
 
+    /// Checks `token` (signature, algorithm, expiry; the same user on re-authentication) and,
+    /// on a first authentication, the per-user connection limit. On success claims() holds the
+    /// token's claims and its expiry is watched; on failure the peer got auth_error or
+    /// connection_limit, the connection is closing, and false comes back.
+    bool accept_token(const std::string& token, bool reauth);
+    const TokenClaims& claims() const { return claims_; }
+
     /// Starts the idle clock and, unless authenticated first, the auth timeout.
     void start_timers();
     /// Stops the auth timeout and starts the heartbeat; call once, on first authentication.
@@ -82,6 +89,8 @@ private:
     void on_ping_due();
     void arm_idle();
     void answer_ping(const nlohmann::json& message);
+    void reject_auth(const std::string& message);
+    void arm_expiry();
 
     std::unique_ptr<Transport> transport_;
     bool authenticated_ = false;
@@ -96,6 +105,11 @@ private:
     bool awaiting_pong_ = false;
     Clock::time_point last_inbound_;
     std::deque<Outgoing> outbox_;
+
+    // Identity, once authenticated.
+    TokenClaims claims_;
+    bool counted_for_user_ = false;
+    asio::steady_timer expiry_timer_;
 };
 
 }  // namespace olympus::emulator

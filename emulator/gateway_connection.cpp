@@ -27,17 +27,12 @@ bool has_permission(const TokenClaims& claims, const std::string& channel) {
     return false;
 }
 
-std::string describe(const std::error_code& ec) {
-    return ec.message();
-}
-
 }  // namespace
 
 GatewayConnection::GatewayConnection(ServerContext& context, std::unique_ptr<Transport> transport,
                                      std::optional<std::string> presented_token)
     : EmulatedConnection(context, std::move(transport)),
       presented_token_(std::move(presented_token)),
-      expiry_timer_(context.io),
       request_tokens_(context.options.request_burst),
       tokens_updated_(Clock::now()),
       rng_(context.options.seed ^ reinterpret_cast<std::uintptr_t>(this)) {}
@@ -113,49 +108,16 @@ void GatewayConnection::handle_auth(const nlohmann::json& message) {
 }
 
 void GatewayConnection::authenticate(const std::string& token, bool reauth) {
-    // Signature, algorithm and expiry.
-    TokenClaims claims;
-    if (auto ec = ctx_.key.verify(token, claims)) {
-        reject_auth("Access token is expired or invalid: " + describe(ec));
+    if (!accept_token(token, reauth)) {
         return;
     }
-    if (reauth && claims.user_id != claims_.user_id) {
-        reject_auth("a fresh token must belong to the same user");
-        return;
-    }
-
-    // The connection limit counts authenticated connections per user.
-    if (!reauth) {
-        auto& count = ctx_.connections_per_user[claims.user_id];
-        if (count >= ctx_.options.max_connections_per_user) {
-            ctx_.stats.error("connection_limit");
-            send(
-                {{"type", "error"},
-                 {"code", "connection_limit"},
-                 {"message", "maximum of " + std::to_string(ctx_.options.max_connections_per_user) +
-                                 " connections per user reached"}});
-            close(1008, "connection limit");
-            return;
-        }
-        ++count;
-        counted_for_user_ = true;
-    }
-
-    // Authenticated: from now on the heartbeat runs and the token's expiry is watched.
-    claims_ = std::move(claims);
+    const auto& who = claims();
     send({{"type", "auth_success"},
-          {"user_id", claims_.user_id},
-          {"tenant_id", claims_.tenant_id},
-          {"permissions", claims_.permissions},
-          {"expires_at", rfc3339_seconds(claims_.expires_at)}});
-    arm_expiry();
+          {"user_id", who.user_id},
+          {"tenant_id", who.tenant_id},
+          {"permissions", who.permissions},
+          {"expires_at", rfc3339_seconds(who.expires_at)}});
     authenticated();
-}
-
-void GatewayConnection::reject_auth(const std::string& message) {
-    ctx_.stats.error("invalid_token");
-    send({{"type", "auth_error"}, {"code", "invalid_token"}, {"message", message}});
-    close(1008, "invalid token");
 }
 
 void GatewayConnection::handle_subscribe(const nlohmann::json& message) {
@@ -179,7 +141,7 @@ void GatewayConnection::handle_subscribe(const nlohmann::json& message) {
                              "unknown channel \"" + name.substr(0, 64) + "\"");
         return;
     }
-    if (!has_permission(claims_, name)) {
+    if (!has_permission(claims(), name)) {
         send_failed_response(id, "unauthorized", "token lacks " + name + ".read");
         return;
     }
@@ -245,17 +207,6 @@ void GatewayConnection::send_failed_response(const nlohmann::json& id, const std
         {{"type", "response"}, {"id", id}, {"success", false}, {"error", code}, {"message", text}});
 }
 
-void GatewayConnection::arm_expiry() {
-    auto left = claims_.expires_at - std::chrono::system_clock::now();
-    arm(expiry_timer_, std::chrono::duration_cast<Clock::duration>(left), [this] {
-        if (claims_.expires_at <= std::chrono::system_clock::now()) {
-            reject_auth("Access token expired; re-authenticate before expires_at");
-        } else {
-            arm_expiry();
-        }
-    });
-}
-
 void GatewayConnection::arm_events(const std::string& subscription_id) {
     if (ctx_.options.events_per_second <= 0) {
         return;
@@ -306,15 +257,7 @@ void GatewayConnection::emit_event(const std::string& subscription_id) {
 }
 
 void GatewayConnection::released() {
-    expiry_timer_.cancel();
     subscriptions_.clear();
-    if (counted_for_user_) {
-        auto it = ctx_.connections_per_user.find(claims_.user_id);
-        if (it != ctx_.connections_per_user.end() && --it->second == 0) {
-            ctx_.connections_per_user.erase(it);
-        }
-        counted_for_user_ = false;
-    }
 }
 
 }  // namespace olympus::emulator

@@ -43,20 +43,13 @@ private:
     bool take_request_token(const nlohmann::json& id);
 
     void authenticate(const std::string& token, bool reauth);
-    void reject_auth(const std::string& message);
     void send_failed_response(const nlohmann::json& id, const std::string& code,
                               const std::string& text);
 
-    void arm_expiry();
     void arm_events(const std::string& subscription_id);
     void emit_event(const std::string& subscription_id);
 
     std::optional<std::string> presented_token_;
-
-    // Identity, once authenticated.
-    TokenClaims claims_;
-    bool counted_for_user_ = false;
-    asio::steady_timer expiry_timer_;
 
     // Requests and subscriptions.
     double request_tokens_;

@@ -1,5 +1,6 @@
-// A local emulator of the Olympus realtime gateway (`/v1`, `/v1/ws`), strict enough that a
-// client passing against it also works against the real service. It runs its own io thread;
+// A local emulator of the Olympus realtime gateway (`/v1`, `/v1/ws`) and voice stream
+// (`/stream`), strict enough that a client passing against it also works against the real
+// service. It runs its own io thread;
 // every public method may be called from any other thread.
 #pragma once
 
@@ -8,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -43,6 +45,46 @@ struct EmulatorOptions {
     double request_burst = 40.0;             ///< requests allowed at once before rate_limited
 
     std::uint64_t seed = 1;  ///< seeds the event generator, so runs are repeatable
+
+    // Voice stream (/stream).
+    double speech_threshold_dbfs = -45.0;              ///< a frame this loud counts as speech
+    std::chrono::milliseconds utterance_silence{500};  ///< silence that ends an utterance
+    std::chrono::milliseconds min_utterance{150};      ///< shorter speech is taken as noise
+    std::chrono::milliseconds barge_in_speech{120};    ///< speech over a reply that interrupts it
+    std::chrono::milliseconds greeting_duration{1200}; ///< synthetic greeting audio; 0: none
+    std::chrono::milliseconds no_speech_timeout{30'000};  ///< session_ended "timeout"
+    std::chrono::milliseconds max_session{600'000};       ///< session_ended "timeout"
+    std::chrono::milliseconds resume_window{30'000};  ///< a dropped session can be resumed this long
+    std::size_t max_recorded_seconds = 600;  ///< received audio kept per session, for tests
+};
+
+/// How the voice stream delivers its replies.
+enum class ReplyMode {
+    stream,             ///< binary frames at real-time pace, between final_response and
+                        ///< response_audio_done
+    audio_url,          ///< final_response carries an audio_url to a WAV file on this server
+    audio_url_missing,  ///< as audio_url, but the URL answers 404
+    audio_url_garbage,  ///< as audio_url, but the URL serves bytes that are not audio
+};
+
+/// What the voice stream saw of one session, for tests to compare with what was sent.
+struct VoiceSessionRecord {
+    std::string session_id;
+    std::string encoding;  ///< "opus" or "pcm_s16le"
+    int sample_rate = 0;
+    int frame_ms = 0;
+    std::uint64_t frames_received = 0;  ///< binary audio frames taken in
+    std::uint64_t bad_frames = 0;       ///< frames that did not decode or had the wrong size;
+                                        ///< concealed in received_audio
+    std::vector<float> received_audio;  ///< the frames decoded, mono at sample_rate (bounded
+                                        ///< by max_recorded_seconds)
+    std::uint64_t utterances = 0;       ///< ends of speech detected
+    std::uint64_t replies = 0;          ///< final_response messages sent (greeting excluded)
+    std::uint64_t reply_frames_sent = 0;
+    std::uint64_t interrupts_sent = 0;
+    std::vector<std::int64_t> barge_in_played_ms;  ///< played_ms of each barge_in received
+    int resumes = 0;
+    std::string end_reason;  ///< empty while the session runs
 };
 
 /// How drop_all_connections() ends each connection.
@@ -115,6 +157,11 @@ public:
     void set_silent(bool silent);
     /// Holds every outbound frame for `delay` before sending it (order is kept).
     void set_frame_delay(std::chrono::milliseconds delay);
+    /// How later voice replies are delivered.
+    void set_reply_mode(ReplyMode mode);
+
+    /// Every voice session since start, oldest first. Waits for the io thread.
+    std::vector<VoiceSessionRecord> voice_sessions() const;
 
 private:
     class Impl;
