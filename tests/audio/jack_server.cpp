@@ -21,8 +21,9 @@ void stop_private_server() {
 }
 
 bool server_reachable(int wait_seconds) {
+    // `jack_wait -c` exits 0 either way; `jack_lsp` fails when there is no server.
     const std::string command =
-        wait_seconds > 0 ? "jack_wait -w -t " + std::to_string(wait_seconds) : "jack_wait -c";
+        wait_seconds > 0 ? "jack_wait -w -t " + std::to_string(wait_seconds) : "jack_lsp";
     return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
 }
 

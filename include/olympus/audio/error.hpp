@@ -64,6 +64,7 @@ public:
 
     /// The value; only call when ok().
     T& value() & { return std::get<0>(state_); }
+    const T& value() const& { return std::get<0>(state_); }
     T&& value() && { return std::get<0>(std::move(state_)); }
     /// The error; only call when !ok().
     const Error& error() const { return std::get<1>(state_); }
