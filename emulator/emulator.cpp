@@ -15,6 +15,7 @@
 #include "gateway_connection.hpp"
 #include "server_context.hpp"
 #include "tls_material.hpp"
+#include "voice_connection.hpp"
 
 namespace olympus::emulator {
 namespace {
@@ -59,6 +60,10 @@ std::optional<std::string> query_value(const std::string& resource, const std::s
 
 bool is_gateway_path(const std::string& path) {
     return path == "/v1" || path == "/v1/ws";
+}
+
+bool is_voice_path(const std::string& path) {
+    return path == "/stream";
 }
 
 /// The server for one websocketpp config; everything but the constructor runs on the io thread.
@@ -216,7 +221,7 @@ private:
             return false;
         }
         auto path = path_of(con->get_resource());
-        if (!is_gateway_path(path)) {
+        if (!is_gateway_path(path) && !is_voice_path(path)) {
             con->set_status(websocketpp::http::status_code::not_found);
             return false;
         }
@@ -235,10 +240,23 @@ private:
             token = header.substr(7);
         }
         context_->stats.opened();
-        auto session = std::make_shared<GatewayConnection>(
-            *context_, std::make_unique<WsTransport>(endpoint_, hdl), std::move(token));
+        auto transport = std::make_unique<WsTransport>(endpoint_, hdl);
+        if (is_voice_path(path_of(con->get_resource()))) {
+            auto session =
+                std::make_shared<VoiceConnection>(*context_, std::move(transport), http_base_url());
+            sessions_.emplace(hdl, session);
+            session->start();
+            return;
+        }
+        auto session =
+            std::make_shared<GatewayConnection>(*context_, std::move(transport), std::move(token));
         sessions_.emplace(hdl, session);
         session->start();
+    }
+
+    std::string http_base_url() const {
+        return (tls_ != nullptr ? "https://localhost:" : "http://127.0.0.1:") +
+               std::to_string(port_);
     }
 
     void on_message(websocketpp::connection_hdl hdl, MessagePtr msg) {
@@ -287,6 +305,20 @@ private:
             con->append_header("Content-Type", "application/json");
             con->set_body(context_->stats.snapshot().to_json().dump());
             return;
+        }
+        // Reply audio offered as an audio_url.
+        const std::string prefix = "/audio/";
+        if (path.rfind(prefix, 0) == 0 && path.size() > prefix.size() + 4 &&
+            path.compare(path.size() - 4, 4, ".wav") == 0) {
+            auto id = path.substr(prefix.size(), path.size() - prefix.size() - 4);
+            auto it = context_->audio_files.find(id);
+            if (it != context_->audio_files.end()) {
+                context_->stats.sent("<audio_file>");
+                con->set_status(websocketpp::http::status_code::ok);
+                con->append_header("Content-Type", "audio/wav");
+                con->set_body(it->second);
+                return;
+            }
         }
         con->set_status(websocketpp::http::status_code::not_found);
         con->set_body("not found\n");
@@ -426,6 +458,27 @@ void Emulator::set_silent(bool silent) {
 
 void Emulator::set_frame_delay(std::chrono::milliseconds delay) {
     impl_->on_io([this, delay] { impl_->context_->frame_delay = delay; });
+}
+
+void Emulator::set_reply_mode(ReplyMode mode) {
+    impl_->on_io([this, mode] { impl_->context_->reply_mode = mode; });
+}
+
+std::vector<VoiceSessionRecord> Emulator::voice_sessions() const {
+    auto collect = [this] {
+        std::vector<VoiceSessionRecord> out;
+        for (const auto& id : impl_->context_->voice_order) {
+            out.push_back(impl_->context_->voice_sessions.at(id)->record);
+        }
+        return out;
+    };
+    if (!impl_->thread_.joinable()) {
+        return collect();
+    }
+    std::promise<std::vector<VoiceSessionRecord>> result;
+    auto future = result.get_future();
+    asio::post(impl_->server_->io(), [&] { result.set_value(collect()); });
+    return future.get();
 }
 
 }  // namespace olympus::emulator

@@ -69,6 +69,8 @@ public:
     virtual void faults_changed() = 0;
 };
 
+struct VoiceSessionState;
+
 /// State shared by every session of one emulator. io thread only, but for `stats`.
 struct ServerContext {
     ServerContext(const EmulatorOptions& opts, const JwtKey& jwt, asio::io_context& context)
@@ -85,6 +87,15 @@ struct ServerContext {
     /// The last events sent per "channel|location_id", re-sent on a new subscription when
     /// options.replay_recent_events > 0.
     std::map<std::string, std::deque<nlohmann::json>> recent_events;
+
+    /// Voice sessions by id, live and ended, for resume and for Emulator::voice_sessions().
+    std::map<std::string, std::shared_ptr<VoiceSessionState>> voice_sessions;
+    std::deque<std::string> voice_order;  ///< ids, oldest first
+    std::uint64_t voice_session_counter = 0;
+    /// Reply audio served at /audio/<response_id>.wav, newest last (bounded).
+    std::map<std::string, std::string> audio_files;
+    std::deque<std::string> audio_file_order;
+    ReplyMode reply_mode = ReplyMode::stream;
 
     // Fault switches.
     bool pings_enabled = true;

@@ -47,14 +47,15 @@ struct EmulatorOptions {
     std::uint64_t seed = 1;  ///< seeds the event generator, so runs are repeatable
 
     // Voice stream (/stream).
-    double speech_threshold_dbfs = -45.0;              ///< a frame this loud counts as speech
-    std::chrono::milliseconds utterance_silence{500};  ///< silence that ends an utterance
-    std::chrono::milliseconds min_utterance{150};      ///< shorter speech is taken as noise
-    std::chrono::milliseconds barge_in_speech{120};    ///< speech over a reply that interrupts it
-    std::chrono::milliseconds greeting_duration{1200}; ///< synthetic greeting audio; 0: none
+    double speech_threshold_dbfs = -45.0;               ///< a frame this loud counts as speech
+    std::chrono::milliseconds utterance_silence{500};   ///< silence that ends an utterance
+    std::chrono::milliseconds min_utterance{150};       ///< shorter speech is taken as noise
+    std::chrono::milliseconds barge_in_speech{120};     ///< speech over a reply that interrupts it
+    std::chrono::milliseconds greeting_duration{1200};  ///< synthetic greeting audio; 0: none
     std::chrono::milliseconds no_speech_timeout{30'000};  ///< session_ended "timeout"
     std::chrono::milliseconds max_session{600'000};       ///< session_ended "timeout"
-    std::chrono::milliseconds resume_window{30'000};  ///< a dropped session can be resumed this long
+    std::chrono::milliseconds resume_window{
+        30'000};                             ///< a dropped session can be resumed this long
     std::size_t max_recorded_seconds = 600;  ///< received audio kept per session, for tests
 };
 
