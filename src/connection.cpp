@@ -262,6 +262,7 @@ public:
         connect_deadline_.cancel();
         last_rx_ = Clock::now();
         last_ping_ = {};
+        reauth_pending_ = false;
         ping_sent_at_.reset();
         arm_heartbeat();
         transition(ConnectionState::authenticating, {});
@@ -438,7 +439,10 @@ public:
         if (state_ == ConnectionState::authenticating) {
             authenticated(expires_at);
         } else if (state_ == ConnectionState::connected) {
-            logger_->info("re-authenticated");
+            if (reauth_pending_) {
+                logger_->info("re-authenticated");
+            }
+            reauth_pending_ = false;
             schedule_reauth(expires_at);
         }
     }
@@ -555,6 +559,7 @@ public:
             return;
         }
         token_ = token;
+        reauth_pending_ = true;
         send_now(false, nlohmann::json{{"type", "auth"}, {"token", token}}.dump());
         stats_.reauths.fetch_add(1, std::memory_order_relaxed);
     }
@@ -669,6 +674,7 @@ public:
     std::string pending_token_;  // the replacement for a rejected token
     bool stopped_ = false;
     bool ever_connected_ = false;
+    bool reauth_pending_ = false;  // an auth frame went out on the open link
     Clock::time_point last_rx_{};
     Clock::time_point last_ping_{};
     std::optional<Clock::time_point> ping_sent_at_;
