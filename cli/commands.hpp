@@ -9,8 +9,8 @@ namespace olympus::cli {
 /// Exit codes shared by every subcommand.
 enum ExitCode : int {
     kExitOk = 0,
-    kExitFailure = 1,      ///< the job failed at run time (terminal error, lost session)
-    kExitUsage = 2,        ///< bad flags, configuration or input file
+    kExitFailure = 1,  ///< the job failed at run time (terminal error, lost session)
+    kExitUsage = 2,    ///< bad flags, configuration or input file
     kExitInterrupted = 130,
 };
 

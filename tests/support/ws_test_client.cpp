@@ -126,9 +126,8 @@ public:
         if (secure) {
             tls_ = std::make_unique<TlsClient>();
             auto host = host_of(url);
-            tls_->set_tls_init_handler([this, host](websocketpp::connection_hdl) {
-                return make_tls_context(host);
-            });
+            tls_->set_tls_init_handler(
+                [this, host](websocketpp::connection_hdl) { return make_tls_context(host); });
             setup(*tls_);
             if (!open(*tls_, url)) {
                 return false;
@@ -222,7 +221,9 @@ void WsTestClient::send_binary(const std::string& bytes) {
     impl_->send(bytes, websocketpp::frame::opcode::binary);
 }
 
-void WsTestClient::close(int code, const std::string& reason) { impl_->close(code, reason); }
+void WsTestClient::close(int code, const std::string& reason) {
+    impl_->close(code, reason);
+}
 
 std::optional<Frame> WsTestClient::next(std::chrono::milliseconds timeout) {
     auto& shared = impl_->shared_;

@@ -17,13 +17,13 @@ namespace olympus::emulator {
 
 struct EmulatorOptions {
     std::string host = "127.0.0.1";  ///< address to listen on; loopback by default
-    std::uint16_t port = 0;           ///< 0 picks a free port; see Emulator::port()
+    std::uint16_t port = 0;          ///< 0 picks a free port; see Emulator::port()
 
-    bool tls = false;            ///< serve wss:// instead of ws://
-    std::string tls_cert_file;   ///< PEM certificate; empty: a self-signed one for
-                                 ///< localhost and 127.0.0.1 is generated
-    std::string tls_key_file;    ///< PEM private key of tls_cert_file
-    std::string jwt_key_file;    ///< PEM RSA key that signs tokens; empty: generated
+    bool tls = false;           ///< serve wss:// instead of ws://
+    std::string tls_cert_file;  ///< PEM certificate; empty: a self-signed one for
+                                ///< localhost and 127.0.0.1 is generated
+    std::string tls_key_file;   ///< PEM private key of tls_cert_file
+    std::string jwt_key_file;   ///< PEM RSA key that signs tokens; empty: generated
 
     std::chrono::milliseconds ping_interval{30'000};  ///< server ping period
     std::chrono::milliseconds pong_timeout{10'000};   ///< close 4000 without a pong by then
@@ -31,12 +31,16 @@ struct EmulatorOptions {
     std::chrono::milliseconds idle_timeout{300'000};  ///< close 4002 when nothing arrives
 
     double events_per_second = 1.0;  ///< per subscription; 0 sends no events
+    /// On each new subscription, re-send up to this many of the last events already sent for
+    /// the same channel and location (an at-least-once server replaying after a reconnect).
+    /// The replayed events keep their original `id`. 0 turns replay off.
+    std::size_t replay_recent_events = 0;
 
     std::size_t max_connections_per_user = 10;
-    std::size_t max_subscriptions = 50;        ///< per connection
-    std::size_t max_message_bytes = 65'536;    ///< larger inbound frames close with 1009
-    double requests_per_second = 20.0;         ///< sustained request rate per connection
-    double request_burst = 40.0;               ///< requests allowed at once before rate_limited
+    std::size_t max_subscriptions = 50;      ///< per connection
+    std::size_t max_message_bytes = 65'536;  ///< larger inbound frames close with 1009
+    double requests_per_second = 20.0;       ///< sustained request rate per connection
+    double request_burst = 40.0;             ///< requests allowed at once before rate_limited
 
     std::uint64_t seed = 1;  ///< seeds the event generator, so runs are repeatable
 };
@@ -56,9 +60,9 @@ struct Stats {
                                                     ///< auth_error, failed responses)
     std::map<int, std::uint64_t> closes;            ///< close codes the server sent
     std::uint64_t connections_opened = 0;
-    std::uint64_t connections_refused = 0;   ///< by refuse_next_connections()
-    std::uint64_t connections_open = 0;      ///< open right now
-    std::uint64_t oversize_frames = 0;       ///< inbound frames over max_message_bytes
+    std::uint64_t connections_refused = 0;  ///< by refuse_next_connections()
+    std::uint64_t connections_open = 0;     ///< open right now
+    std::uint64_t oversize_frames = 0;      ///< inbound frames over max_message_bytes
 
     std::uint64_t received_of(const std::string& type) const;
     std::uint64_t sent_of(const std::string& type) const;

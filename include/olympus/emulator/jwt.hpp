@@ -14,9 +14,9 @@ namespace olympus::emulator {
 
 /// What a token says about its holder.
 struct TokenClaims {
-    std::string user_id = "user-dev";           ///< `sub`
-    std::string tenant_id = "tenant-dev";       ///< `tenant_id`
-    std::vector<std::string> permissions;        ///< `permissions`, e.g. "orders.read"
+    std::string user_id = "user-dev";                    ///< `sub`
+    std::string tenant_id = "tenant-dev";                ///< `tenant_id`
+    std::vector<std::string> permissions;                ///< `permissions`, e.g. "orders.read"
     std::chrono::system_clock::time_point issued_at{};   ///< `iat`
     std::chrono::system_clock::time_point expires_at{};  ///< `exp`
 };
@@ -26,11 +26,11 @@ std::vector<std::string> default_permissions();
 
 /// Why a token was refused.
 enum class TokenError {
-    malformed = 1,      ///< not three base64url parts, or a part that is not JSON
-    bad_algorithm,      ///< header `alg` is not RS256 (includes "none")
-    bad_signature,      ///< signed by another key, or altered
-    expired,            ///< `exp` is in the past
-    missing_claim,      ///< `sub` or `exp` absent or of the wrong type
+    malformed = 1,  ///< not three base64url parts, or a part that is not JSON
+    bad_algorithm,  ///< header `alg` is not RS256 (includes "none")
+    bad_signature,  ///< signed by another key, or altered
+    expired,        ///< `exp` is in the past
+    missing_claim,  ///< `sub` or `exp` absent or of the wrong type
 };
 const std::error_category& token_category();
 std::error_code make_error_code(TokenError e);
@@ -57,12 +57,11 @@ public:
     std::string sign(const TokenClaims& claims) const;
     /// Convenience: a token for `user_id` valid from now for `lifetime`.
     std::string mint(const std::string& user_id, const std::string& tenant_id,
-                     std::vector<std::string> permissions,
-                     std::chrono::seconds lifetime) const;
+                     std::vector<std::string> permissions, std::chrono::seconds lifetime) const;
     /// Checks signature, algorithm and expiry at `now`; fills `claims` on success.
-    std::error_code verify(std::string_view token, TokenClaims& claims,
-                           std::chrono::system_clock::time_point now =
-                               std::chrono::system_clock::now()) const;
+    std::error_code verify(
+        std::string_view token, TokenClaims& claims,
+        std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) const;
 
     std::string private_pem() const;
     std::string public_pem() const;
