@@ -19,10 +19,14 @@ using std::chrono::milliseconds;
 
 std::string gateway_url(Environment environment, std::uint16_t local_port) {
     switch (environment) {
-        case Environment::production: return "wss://ws.olympuscloud.ai/v1";
-        case Environment::staging: return "wss://ws.staging.olympuscloud.ai/v1";
-        case Environment::development: return "wss://ws.dev.olympuscloud.ai/v1";
-        case Environment::local: break;
+        case Environment::production:
+            return "wss://ws.olympuscloud.ai/v1";
+        case Environment::staging:
+            return "wss://ws.staging.olympuscloud.ai/v1";
+        case Environment::development:
+            return "wss://ws.dev.olympuscloud.ai/v1";
+        case Environment::local:
+            break;
     }
     return "ws://127.0.0.1:" + std::to_string(local_port) + "/v1";
 }
@@ -107,8 +111,8 @@ public:
             }
         }
         resubscribing_ = 0;
-        logger_->debug("link down reason=\"{}\" live_subscriptions={} queued={}",
-                       reason.message(), subs_.size(), queue_.size());
+        logger_->debug("link down reason=\"{}\" live_subscriptions={} queued={}", reason.message(),
+                       subs_.size(), queue_.size());
     }
 
     void on_state(const StateChange& change) {
@@ -232,8 +236,8 @@ private:
         if (!sub.params.is_null()) {
             message["params"] = sub.params;
         }
-        Pending p{sub.confirmed ? Kind::resubscribe : Kind::subscribe, batch, handle, nullptr, 0,
-                  {}};
+        Pending p{
+            sub.confirmed ? Kind::resubscribe : Kind::subscribe, batch, handle, nullptr, 0, {}};
         send_tracked(std::move(message), std::move(p), options_.request_timeout);
     }
 
@@ -255,7 +259,8 @@ private:
         }
         std::weak_ptr<State> weak = weak_from_this();
         p.timer = connection_->call_after(timeout, [weak, id] {
-            if (auto self = weak.lock()) self->on_timeout(id);
+            if (auto self = weak.lock())
+                self->on_timeout(id);
         });
         pending_.emplace(id, std::move(p));
     }
@@ -310,8 +315,7 @@ private:
 
         // An error about one request fails that request.
         if (auto id = message.find("id"); id != message.end() && id->is_string()) {
-            if (auto it = pending_.find(id->get_ref<const std::string&>());
-                it != pending_.end()) {
+            if (auto it = pending_.find(id->get_ref<const std::string&>()); it != pending_.end()) {
                 auto p = std::move(it->second);
                 pending_.erase(it);
                 connection_->cancel(p.timer);
@@ -434,8 +438,7 @@ private:
         queue_.clear();
         queued_.store(0, std::memory_order_relaxed);
         for (auto& q : queue) {
-            send_tracked(std::move(q.message), Kind::request, 0, std::move(q.on_result),
-                         q.timeout);
+            send_tracked(std::move(q.message), Kind::request, 0, std::move(q.on_result), q.timeout);
         }
     }
 
@@ -496,30 +499,44 @@ Client::Client(ClientOptions options) {
     std::weak_ptr<State> weak = state_;
     Connection::Hooks hooks;
     hooks.on_connected = [weak](bool) {
-        if (auto s = weak.lock()) s->on_connected();
+        if (auto s = weak.lock())
+            s->on_connected();
     };
     hooks.on_link_down = [weak](std::error_code reason) {
-        if (auto s = weak.lock()) s->on_link_down(reason);
+        if (auto s = weak.lock())
+            s->on_link_down(reason);
     };
     hooks.on_message = [weak](const nlohmann::json& message) {
-        if (auto s = weak.lock()) s->on_message(message);
+        if (auto s = weak.lock())
+            s->on_message(message);
     };
     connection_ = std::make_unique<Connection>(std::move(options.connection), std::move(hooks));
     state_->connection_ = connection_.get();
     connection_->add_state_observer([weak](const StateChange& change) {
-        if (auto s = weak.lock()) s->on_state(change);
+        if (auto s = weak.lock())
+            s->on_state(change);
     });
 }
 
-Client::~Client() { connection_.reset(); }
+Client::~Client() {
+    connection_.reset();
+}
 
-void Client::start() { connection_->start(); }
+void Client::start() {
+    connection_->start();
+}
 
-void Client::close() { connection_->close(); }
+void Client::close() {
+    connection_->close();
+}
 
-ConnectionState Client::state() const { return connection_->state(); }
+ConnectionState Client::state() const {
+    return connection_->state();
+}
 
-std::error_code Client::terminal_reason() const { return connection_->terminal_reason(); }
+std::error_code Client::terminal_reason() const {
+    return connection_->terminal_reason();
+}
 
 void Client::add_state_observer(Connection::StateObserver observer) {
     connection_->add_state_observer(std::move(observer));
@@ -575,12 +592,12 @@ void Client::request(nlohmann::json message, ResultHandler on_result,
     }
     std::weak_ptr<State> weak = state_;
     auto wait = timeout.value_or(std::chrono::milliseconds(0));
-    connection_->post([weak, message = std::move(message), on_result = std::move(on_result),
-                       wait]() mutable {
-        if (auto s = weak.lock()) {
-            s->add_request(std::move(message), std::move(on_result), wait);
-        }
-    });
+    connection_->post(
+        [weak, message = std::move(message), on_result = std::move(on_result), wait]() mutable {
+            if (auto s = weak.lock()) {
+                s->add_request(std::move(message), std::move(on_result), wait);
+            }
+        });
 }
 
 ClientStats Client::stats() const {
@@ -594,6 +611,8 @@ ClientStats Client::stats() const {
     return out;
 }
 
-Connection& Client::connection() { return *connection_; }
+Connection& Client::connection() {
+    return *connection_;
+}
 
 }  // namespace olympus

@@ -28,11 +28,16 @@ using std::chrono::milliseconds;
 
 const char* to_string(ConnectionState state) {
     switch (state) {
-        case ConnectionState::connecting: return "connecting";
-        case ConnectionState::authenticating: return "authenticating";
-        case ConnectionState::connected: return "connected";
-        case ConnectionState::reconnecting: return "reconnecting";
-        case ConnectionState::disconnected: return "disconnected";
+        case ConnectionState::connecting:
+            return "connecting";
+        case ConnectionState::authenticating:
+            return "authenticating";
+        case ConnectionState::connected:
+            return "connected";
+        case ConnectionState::reconnecting:
+            return "reconnecting";
+        case ConnectionState::disconnected:
+            return "disconnected";
     }
     return "unknown";
 }
@@ -111,9 +116,9 @@ std::string format_timestamp(std::chrono::system_clock::time_point time) {
     std::tm utc{};
     gmtime_r(&seconds, &utc);
     char buffer[96];
-    std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                  utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
-                  utc.tm_sec, static_cast<int>(ms % 1000));
+    std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                  utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                  static_cast<int>(ms % 1000));
     return buffer;
 }
 
@@ -127,8 +132,8 @@ std::optional<std::chrono::system_clock::time_point> parse_timestamp(std::string
         return std::nullopt;
     }
     auto rest = std::string_view(copy).substr(static_cast<std::size_t>(consumed));
-    while (!rest.empty() && (rest.front() == '.' || std::isdigit(static_cast<unsigned char>(
-                                                        rest.front())))) {
+    while (!rest.empty() &&
+           (rest.front() == '.' || std::isdigit(static_cast<unsigned char>(rest.front())))) {
         rest.remove_prefix(1);
     }
     if (rest != "Z" && rest != "+00:00" && rest != "z") {
@@ -167,8 +172,7 @@ public:
           stable_(io_),
           backoff_(io_),
           bad_frame_log_(std::chrono::seconds(5)) {
-        rng_.seed(options_.reconnect.seed != 0 ? options_.reconnect.seed
-                                               : std::random_device{}());
+        rng_.seed(options_.reconnect.seed != 0 ? options_.reconnect.seed : std::random_device{}());
         transport_ = detail::make_ws_transport(io_, starts_with(options_.url, "wss://"));
     }
 
@@ -304,8 +308,8 @@ public:
         if (stopped_) {
             return;
         }
-        bool was_open = state_ == ConnectionState::authenticating ||
-                        state_ == ConnectionState::connected;
+        bool was_open =
+            state_ == ConnectionState::authenticating || state_ == ConnectionState::connected;
         ++generation_;
         cancel_link_timers();
         transport_->abort();
@@ -316,8 +320,7 @@ public:
         }
 
         // Give up when the policy says so; else wait out a jittered delay.
-        if (options_.reconnect.max_attempts != 0 &&
-            attempt_ >= options_.reconnect.max_attempts) {
+        if (options_.reconnect.max_attempts != 0 && attempt_ >= options_.reconnect.max_attempts) {
             stop(make_error_code(errc::retries_exhausted));
             return;
         }
@@ -340,8 +343,8 @@ public:
             return;
         }
         stopped_ = true;
-        bool was_open = state_ == ConnectionState::authenticating ||
-                        state_ == ConnectionState::connected;
+        bool was_open =
+            state_ == ConnectionState::authenticating || state_ == ConnectionState::connected;
         ++generation_;
         cancel_link_timers();
         backoff_.cancel();
@@ -415,8 +418,8 @@ public:
             stats_.pings_answered.fetch_add(1, std::memory_order_relaxed);
         } else if (type == "pong") {
             if (ping_sent_at_) {
-                auto rtt = std::chrono::duration_cast<std::chrono::microseconds>(
-                    Clock::now() - *ping_sent_at_);
+                auto rtt = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() -
+                                                                                 *ping_sent_at_);
                 last_rtt_us_.store(rtt.count(), std::memory_order_relaxed);
                 ping_sent_at_.reset();
             }
@@ -513,8 +516,7 @@ public:
         if (idle >= options_.heartbeat.dead_after()) {
             link_lost(make_error_code(errc::dead_link),
                       "silent for " +
-                          std::to_string(
-                              std::chrono::duration_cast<milliseconds>(idle).count()) +
+                          std::to_string(std::chrono::duration_cast<milliseconds>(idle).count()) +
                           " ms");
             return;
         }
@@ -591,14 +593,14 @@ public:
     template <typename Fn>
     void arm(asio::steady_timer& timer, milliseconds delay, Fn fn) {
         timer.expires_after(delay);
-        timer.async_wait([weak = weak_from_this(), gen = generation_, fn](
-                             const asio::error_code& ec) {
-            auto self = weak.lock();
-            if (!self || ec || gen != self->generation_) {
-                return;
-            }
-            fn(*self);
-        });
+        timer.async_wait(
+            [weak = weak_from_this(), gen = generation_, fn](const asio::error_code& ec) {
+                auto self = weak.lock();
+                if (!self || ec || gen != self->generation_) {
+                    return;
+                }
+                fn(*self);
+            });
     }
 
     void cancel_link_timers() {
@@ -613,16 +615,20 @@ public:
         std::weak_ptr<Impl> weak = weak_from_this();
         detail::TransportEvents events;
         events.on_open = [weak] {
-            if (auto self = weak.lock()) self->on_open();
+            if (auto self = weak.lock())
+                self->on_open();
         };
         events.on_fail = [weak](std::error_code ec, int status) {
-            if (auto self = weak.lock()) self->on_fail(ec, status);
+            if (auto self = weak.lock())
+                self->on_fail(ec, status);
         };
         events.on_close = [weak](int code, std::error_code ec) {
-            if (auto self = weak.lock()) self->on_close(code, ec);
+            if (auto self = weak.lock())
+                self->on_close(code, ec);
         };
         events.on_message = [weak](bool binary, std::string payload) {
-            if (auto self = weak.lock()) self->on_message(binary, std::move(payload));
+            if (auto self = weak.lock())
+                self->on_message(binary, std::move(payload));
         };
         return events;
     }
@@ -689,7 +695,9 @@ Connection::Connection(ConnectionOptions options, Hooks hooks) {
     impl_->launch();
 }
 
-Connection::~Connection() { impl_->shutdown(); }
+Connection::~Connection() {
+    impl_->shutdown();
+}
 
 void Connection::start() {
     if (impl_->started_.exchange(true)) {
@@ -699,9 +707,7 @@ void Connection::start() {
 }
 
 void Connection::close() {
-    impl_->post([impl = impl_.get()] {
-        impl->stop(make_error_code(errc::closed_by_application));
-    });
+    impl_->post([impl = impl_.get()] { impl->stop(make_error_code(errc::closed_by_application)); });
 }
 
 ConnectionState Connection::state() const {
@@ -736,7 +742,9 @@ ConnectionStats Connection::stats() const {
     return out;
 }
 
-const ConnectionOptions& Connection::options() const { return impl_->options_; }
+const ConnectionOptions& Connection::options() const {
+    return impl_->options_;
+}
 
 void Connection::add_state_observer(StateObserver observer) {
     std::lock_guard lock(impl_->mutex_);
@@ -748,9 +756,13 @@ void Connection::add_backoff_observer(BackoffObserver observer) {
     impl_->backoff_observers_.push_back(std::move(observer));
 }
 
-void Connection::post(std::function<void()> task) { impl_->post(std::move(task)); }
+void Connection::post(std::function<void()> task) {
+    impl_->post(std::move(task));
+}
 
-bool Connection::on_io_thread() const { return impl_->on_io_thread(); }
+bool Connection::on_io_thread() const {
+    return impl_->on_io_thread();
+}
 
 std::error_code Connection::send_text(std::string text) {
     if (text.size() > impl_->options_.max_message_bytes) {
@@ -778,19 +790,21 @@ Connection::TimerId Connection::call_after(milliseconds delay, std::function<voi
     auto& impl = *impl_;
     auto id = impl.next_timer_++;
     auto timer = std::make_unique<asio::steady_timer>(impl.io_, delay);
-    timer->async_wait([weak = impl.weak_from_this(), id, task = std::move(task)](
-                          const asio::error_code& ec) {
-        auto self = weak.lock();
-        if (!self || ec || self->timers_.erase(id) == 0) {
-            return;
-        }
-        task();
-    });
+    timer->async_wait(
+        [weak = impl.weak_from_this(), id, task = std::move(task)](const asio::error_code& ec) {
+            auto self = weak.lock();
+            if (!self || ec || self->timers_.erase(id) == 0) {
+                return;
+            }
+            task();
+        });
     impl.timers_.emplace(id, std::move(timer));
     return id;
 }
 
-void Connection::cancel(TimerId id) { impl_->timers_.erase(id); }
+void Connection::cancel(TimerId id) {
+    impl_->timers_.erase(id);
+}
 
 void Connection::complete_authentication(
     std::optional<std::chrono::system_clock::time_point> expires_at) {
@@ -799,6 +813,8 @@ void Connection::complete_authentication(
     }
 }
 
-void Connection::report_bad_frame(std::string_view what) { impl_->report_bad(std::string(what)); }
+void Connection::report_bad_frame(std::string_view what) {
+    impl_->report_bad(std::string(what));
+}
 
 }  // namespace olympus

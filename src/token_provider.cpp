@@ -23,13 +23,14 @@ std::string trimmed(const std::string& text) {
 
 FixedTokenProvider::FixedTokenProvider(std::string token) : token_(std::move(token)) {}
 
-std::string FixedTokenProvider::token(TokenRequest) { return token_; }
+std::string FixedTokenProvider::token(TokenRequest) {
+    return token_;
+}
 
 FileTokenProvider::FileTokenProvider(std::filesystem::path path) : path_(std::move(path)) {
     reload();
     if (token_.empty()) {
-        throw std::invalid_argument("token file '" + path_.string() +
-                                    "' is unreadable or empty");
+        throw std::invalid_argument("token file '" + path_.string() + "' is unreadable or empty");
     }
 }
 
@@ -66,6 +67,8 @@ CallbackTokenProvider::CallbackTokenProvider(Function function) : function_(std:
     }
 }
 
-std::string CallbackTokenProvider::token(TokenRequest why) { return function_(why); }
+std::string CallbackTokenProvider::token(TokenRequest why) {
+    return function_(why);
+}
 
 }  // namespace olympus

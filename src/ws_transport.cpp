@@ -91,7 +91,9 @@ public:
     std::error_code connect(const TransportRequest& request, TransportEvents events) override {
         abort();
 
-        // Build the link; a malformed URL fails here, synchronously.
+        // Build the link; a malformed URL fails here, synchronously. websocketpp asks for the
+        // TLS context while building it, so the TLS settings go in first.
+        configure_tls(request);
         std::error_code ec;
         ConnectionPtr con = endpoint_.get_connection(request.url, ec);
         if (ec) {
@@ -113,10 +115,9 @@ public:
             return make_error_code(errc::closed);
         }
         std::error_code ec;
-        endpoint_.send(link_->hdl, payload,
-                       binary ? websocketpp::frame::opcode::binary
-                              : websocketpp::frame::opcode::text,
-                       ec);
+        endpoint_.send(
+            link_->hdl, payload,
+            binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text, ec);
         return ec;
     }
 
@@ -165,10 +166,9 @@ private:
             std::error_code ec;
             raw->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ec);
         });
-        configure_tls(con, request);
     }
 
-    void configure_tls(const ConnectionPtr& con, const TransportRequest& request);
+    void configure_tls(const TransportRequest& request);
 
     void bind_handlers(const ConnectionPtr& con, const std::shared_ptr<Link>& link) {
         std::weak_ptr<Link> weak = link;
@@ -215,16 +215,15 @@ private:
 };
 
 template <>
-void Transport<PlainConfig>::configure_tls(const ConnectionPtr&, const TransportRequest&) {}
+void Transport<PlainConfig>::configure_tls(const TransportRequest&) {}
 
 template <>
-void Transport<TlsConfig>::configure_tls(const ConnectionPtr& con,
-                                         const TransportRequest& request) {
+void Transport<TlsConfig>::configure_tls(const TransportRequest& request) {
     // SNI is set by websocketpp from the URL's host; the name check is ours.
-    con->set_tls_init_handler([tls = request.tls, host = host_of(request.url)](
-                                  websocketpp::connection_hdl) {
-        return make_tls_context(tls, host);
-    });
+    endpoint_.set_tls_init_handler(
+        [tls = request.tls, host = host_of(request.url)](websocketpp::connection_hdl) {
+            return make_tls_context(tls, host);
+        });
 }
 
 }  // namespace

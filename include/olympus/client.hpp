@@ -21,12 +21,12 @@ namespace olympus {
 
 /// One event of a subscribed channel (protocol section 2.6).
 struct Event {
-    std::string channel;          ///< "orders", "kds", ...
-    std::string name;             ///< "order.created", ... (the frame's `event`)
-    std::string id;               ///< event id; empty when the server sent none
-    std::string timestamp;        ///< RFC 3339, as sent
-    nlohmann::json data;          ///< the payload (`data`), null when absent
-    nlohmann::json raw;           ///< the whole frame
+    std::string channel;    ///< "orders", "kds", ...
+    std::string name;       ///< "order.created", ... (the frame's `event`)
+    std::string id;         ///< event id; empty when the server sent none
+    std::string timestamp;  ///< RFC 3339, as sent
+    nlohmann::json data;    ///< the payload (`data`), null when absent
+    nlohmann::json raw;     ///< the whole frame
 };
 
 /// The application's name for a subscription. It stays the same across reconnects while the
@@ -41,8 +41,8 @@ struct ClientStats : ConnectionStats {
     std::uint64_t events_delivered = 0;
     std::uint64_t duplicate_events = 0;  ///< dropped because their id was already delivered
     std::uint64_t request_timeouts = 0;
-    std::uint64_t queued_requests = 0;   ///< waiting for the link right now
-    std::uint64_t subscriptions = 0;     ///< live right now
+    std::uint64_t queued_requests = 0;  ///< waiting for the link right now
+    std::uint64_t subscriptions = 0;    ///< live right now
 };
 
 class Client {

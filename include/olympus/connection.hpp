@@ -39,8 +39,8 @@ enum class AuthMode {
 };
 
 struct TlsOptions {
-    std::string ca_file;  ///< PEM file of trusted CAs; empty: the system store (or ca_pem)
-    std::string ca_pem;   ///< PEM text of trusted CAs or a pinned self-signed certificate
+    std::string ca_file;          ///< PEM file of trusted CAs; empty: the system store (or ca_pem)
+    std::string ca_pem;           ///< PEM text of trusted CAs or a pinned self-signed certificate
     bool verify_peer = true;      ///< check the certificate chain; turn off for debugging only
     bool verify_hostname = true;  ///< check the certificate names the URL's host
 };
@@ -97,10 +97,10 @@ struct ConnectionStats {
     std::uint64_t messages_received = 0;
     std::uint64_t bytes_sent = 0;
     std::uint64_t bytes_received = 0;
-    std::uint64_t connects = 0;      ///< WebSocket handshakes that succeeded
-    std::uint64_t reconnects = 0;    ///< connection attempts after the first
+    std::uint64_t connects = 0;        ///< WebSocket handshakes that succeeded
+    std::uint64_t reconnects = 0;      ///< connection attempts after the first
     std::uint64_t dropped_frames = 0;  ///< inbound frames over max_message_bytes
-    std::uint64_t bad_frames = 0;    ///< inbound frames that were malformed or unexpected
+    std::uint64_t bad_frames = 0;      ///< inbound frames that were malformed or unexpected
     std::uint64_t pings_answered = 0;  ///< server pings answered with a pong
     std::uint64_t pings_sent = 0;      ///< client pings sent on an idle link
     std::uint64_t reauths = 0;         ///< re-authentications on an open link
@@ -128,8 +128,8 @@ public:
 
     using StateObserver = std::function<void(const StateChange&)>;
     /// Called with each scheduled reconnect delay, before the wait starts.
-    using BackoffObserver = std::function<void(std::uint32_t attempt,
-                                               std::chrono::milliseconds delay)>;
+    using BackoffObserver =
+        std::function<void(std::uint32_t attempt, std::chrono::milliseconds delay)>;
     using TimerId = std::uint64_t;
 
     /// Validates `options` (throws std::invalid_argument) and starts the io thread; the link

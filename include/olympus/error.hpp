@@ -20,14 +20,14 @@ enum class errc {
     server_error,        ///< any other failure code the server sent
 
     // Failures the client detects itself.
-    timeout = 100,        ///< no answer in time (request, connect, authentication)
-    closed,               ///< the connection closed, or the client was closed, before an answer
-    too_large,            ///< a frame would exceed the 64 KB message limit
-    queue_full,           ///< the request waited in the offline queue and the queue overflowed
-    dead_link,            ///< nothing arrived for longer than the heartbeat allows
-    transport,            ///< TCP, TLS or WebSocket handshake failure
-    retries_exhausted,    ///< the reconnect policy gave up
-    no_token,             ///< the token provider had no token to give
+    timeout = 100,          ///< no answer in time (request, connect, authentication)
+    closed,                 ///< the connection closed, or the client was closed, before an answer
+    too_large,              ///< a frame would exceed the 64 KB message limit
+    queue_full,             ///< the request waited in the offline queue and the queue overflowed
+    dead_link,              ///< nothing arrived for longer than the heartbeat allows
+    transport,              ///< TCP, TLS or WebSocket handshake failure
+    retries_exhausted,      ///< the reconnect policy gave up
+    no_token,               ///< the token provider had no token to give
     closed_by_application,  ///< the application called close(); not an error as such
 };
 

@@ -10,10 +10,10 @@
 namespace olympus {
 
 struct ReconnectPolicy {
-    std::chrono::milliseconds base{1000};     ///< ceiling of the first delay
-    std::chrono::milliseconds cap{30'000};    ///< no ceiling grows past this
+    std::chrono::milliseconds base{1000};            ///< ceiling of the first delay
+    std::chrono::milliseconds cap{30'000};           ///< no ceiling grows past this
     std::chrono::milliseconds stable_after{10'000};  ///< authenticated this long: reset attempts
-    bool full_jitter = true;      ///< delay uniform in [0, ceiling]; false: exactly the ceiling
+    bool full_jitter = true;         ///< delay uniform in [0, ceiling]; false: exactly the ceiling
     std::uint32_t max_attempts = 0;  ///< consecutive failed attempts before giving up; 0: never
     std::uint64_t seed = 0;          ///< jitter RNG seed; 0 seeds from std::random_device
 

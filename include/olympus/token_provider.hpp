@@ -11,9 +11,9 @@ namespace olympus {
 
 /// Why the connection asks for a token.
 enum class TokenRequest {
-    connect,  ///< a new connection (first or reconnect) is about to authenticate
-    refresh,  ///< the current token expires soon; re-authenticate the open connection
-    rejected, ///< the server refused the last token; return a different one or ""
+    connect,   ///< a new connection (first or reconnect) is about to authenticate
+    refresh,   ///< the current token expires soon; re-authenticate the open connection
+    rejected,  ///< the server refused the last token; return a different one or ""
 };
 
 /// Supplies access tokens. Called on the connection's io thread: keep it quick, and do not call

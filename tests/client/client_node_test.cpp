@@ -1,5 +1,8 @@
 // The client against an independent server: tests/node/gateway_server.js, written with the `ws`
 // package from the protocol document alone. Loopback only; each test bounded to seconds.
+#include <future>
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include "olympus/client.hpp"
@@ -10,8 +13,8 @@
 namespace olympus::test {
 namespace {
 
-#define OLYMPUS_REQUIRE_NODE()                                                          \
-    if (!NodePeer::available()) {                                                       \
+#define OLYMPUS_REQUIRE_NODE()                                                               \
+    if (!NodePeer::available()) {                                                            \
         GTEST_SKIP() << "node or tests/node/node_modules missing: run npm ci in tests/node"; \
     }
 
@@ -110,6 +113,50 @@ TEST(ClientNode, StopsOnRejectedToken) {
     EXPECT_EQ(client.terminal_reason(), errc::invalid_token);
     EXPECT_EQ(client.state(), ConnectionState::disconnected);
     EXPECT_EQ(peer.stats().value("connections", 0), 1);
+}
+
+// A server that replays recent events to a new subscription: each event id reaches the
+// application once across the reconnect.
+TEST(ClientNode, SuppressesDuplicateEventsAcrossReconnect) {
+    OLYMPUS_REQUIRE_NODE();
+    NodePeer peer({"--replay", "5", "--event-ms", "20"});
+    ASSERT_TRUE(peer.ok());
+    Recorder rec;
+    Client client(fast_options(peer.url(), "good-token"));
+    client.subscribe("orders", nullptr, rec.events());
+    client.start();
+    ASSERT_TRUE(eventually([&] { return rec.event_count() >= 6; }));
+
+    ASSERT_TRUE(peer.drop());
+    auto before = rec.event_count();
+    ASSERT_TRUE(eventually([&] { return rec.event_count() >= before + 5; }));
+    std::set<std::string> ids;
+    for (const auto& event : rec.events_seen()) {
+        EXPECT_TRUE(ids.insert(event.id).second) << "delivered twice: " << event.id;
+    }
+    EXPECT_GE(client.stats().duplicate_events, 1u);
+}
+
+// Malformed, unexpected and oversize frames are counted and dropped; the link carries on.
+TEST(ClientNode, SurvivesBadFrames) {
+    OLYMPUS_REQUIRE_NODE();
+    NodePeer peer;
+    ASSERT_TRUE(peer.ok());
+    Client client(fast_options(peer.url(), "good-token"));
+    client.start();
+    ASSERT_TRUE(wait_connected(client));
+    std::promise<std::error_code> done;
+    client.request({{"type", "test.bad_frames"}},
+                   [&](std::error_code ec, const nlohmann::json&) { done.set_value(ec); });
+    auto result = done.get_future();
+    ASSERT_EQ(result.wait_for(5s), std::future_status::ready);
+    EXPECT_FALSE(result.get());
+
+    auto stats = client.stats();
+    EXPECT_EQ(stats.dropped_frames, 1u);
+    EXPECT_GE(stats.bad_frames, 6u);
+    EXPECT_EQ(client.state(), ConnectionState::connected);
+    EXPECT_EQ(stats.reconnects, 0u);
 }
 
 }  // namespace

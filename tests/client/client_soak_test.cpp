@@ -1,7 +1,6 @@
 // Reconnect soak: 200 forced drops in a row against the independent Node.js server (a separate
 // process, so every descriptor and thread counted here is the client's own).
 #include <dirent.h>
-
 #include <fstream>
 #include <string>
 

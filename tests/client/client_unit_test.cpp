@@ -125,8 +125,7 @@ TEST(Timestamp, ParsesAndFormatsRfc3339) {
 
 // Protocol error strings map to typed codes; unknown ones to server_error.
 TEST(ErrorCategory, MapsProtocolCodes) {
-    EXPECT_EQ(make_error_code(errc_from_protocol("subscription_limit")),
-              errc::subscription_limit);
+    EXPECT_EQ(make_error_code(errc_from_protocol("subscription_limit")), errc::subscription_limit);
     EXPECT_EQ(make_error_code(errc_from_protocol("rate_limited")), errc::rate_limited);
     EXPECT_EQ(make_error_code(errc_from_protocol("whatever")), errc::server_error);
     EXPECT_STREQ(error_category().name(), "olympus");
@@ -151,10 +150,9 @@ TEST(Client, FailsFiftyFirstSubscriptionLocally) {
         EXPECT_TRUE(client.subscribe("orders", nullptr, [](const Event&) {}).valid());
     }
     std::promise<std::error_code> done;
-    auto handle = client.subscribe("orders", nullptr, [](const Event&) {},
-                                   [&](std::error_code ec, const nlohmann::json&) {
-                                       done.set_value(ec);
-                                   });
+    auto handle = client.subscribe(
+        "orders", nullptr, [](const Event&) {},
+        [&](std::error_code ec, const nlohmann::json&) { done.set_value(ec); });
     EXPECT_FALSE(handle.valid());
     auto result = done.get_future();
     ASSERT_EQ(result.wait_for(2s), std::future_status::ready);

@@ -4,7 +4,10 @@
 // "PORT <n>" on stdout. Commands on stdin, one per line:
 //   drop   end every connection abruptly (no close frame)
 //   stats  print "STATS <json>" with what the server saw
-// Options: --ping-ms <n> (server ping period), --pong-timeout-ms <n>, --event-ms <n>.
+// Options: --ping-ms <n> (server ping period), --pong-timeout-ms <n>, --event-ms <n>,
+// --replay <n> (a new subscription first gets the channel's last n events again, ids unchanged,
+// as a server that avoids gaps across a reconnect would).
+// Requests of type "test.bad_frames" make it answer with malformed and oversize frames.
 'use strict';
 
 const { WebSocketServer } = require('ws');
@@ -18,7 +21,9 @@ function option(name, fallback) {
 const pingMs = option('--ping-ms', 30000);
 const pongTimeoutMs = option('--pong-timeout-ms', 10000);
 const eventMs = option('--event-ms', 50);
+const replay = option('--replay', 0);
 const MAX_BYTES = 65536;
+const history = new Map();  // channel -> last events sent
 const MAX_SUBSCRIPTIONS = 50;
 
 const stats = { connections: 0, auth_ok: 0, auth_failed: 0, auth_ways: {}, pongs_echoed: 0,
@@ -74,9 +79,14 @@ server.on('connection', (ws, req) => {
   // Events for every subscription.
   const eventer = setInterval(() => {
     for (const [id, sub] of state.subs) {
-      send({ type: 'event', channel: sub.channel, subscription_id: id, event: 'order.created',
-        id: 'evt-' + (nextEvent++), data: { order_id: 'order-1' },
-        timestamp: new Date().toISOString() });
+      const event = { type: 'event', channel: sub.channel, subscription_id: id,
+        event: 'order.created', id: 'evt-' + (nextEvent++), data: { order_id: 'order-1' },
+        timestamp: new Date().toISOString() };
+      send(event);
+      const past = history.get(sub.channel) || [];
+      past.push(event);
+      if (past.length > 20) past.shift();
+      history.set(sub.channel, past);
     }
   }, eventMs);
 
@@ -116,12 +126,24 @@ server.on('connection', (ws, req) => {
       state.subs.set(id, { channel: msg.channel, params: msg.params || {} });
       send({ type: 'response', id: msg.id, success: true, subscription_id: id,
         channel: msg.channel, params: msg.params || {} });
+      for (const event of (history.get(msg.channel) || []).slice(-replay)) {
+        if (replay > 0) send(Object.assign({}, event, { subscription_id: id }));
+      }
     } else if (msg.type === 'unsubscribe') {
       stats.unsubscribes++;
       state.subs.delete(msg.subscription_id);
       // The documented reply carries no id; ours echoes it when present.
       send({ type: 'response', id: msg.id, success: true, subscription_id: msg.subscription_id,
         message: 'unsubscribed' });
+    } else if (msg.type === 'test.bad_frames') {
+      ws.send('{not json');
+      ws.send(Buffer.from([1, 2, 3]), { binary: true });
+      send({ type: 'brand.new.type' });
+      send({ type: 'response', id: 'nobody-asked', success: true });
+      send({ type: 42 });
+      send({ type: 'event', channel: 'orders', subscription_id: 7, id: 9, event: [] });
+      ws.send(JSON.stringify({ type: 'event', channel: 'orders', data: 'x'.repeat(70000) }));
+      send({ type: 'response', id: msg.id, success: true });
     } else {
       stats.requests++;
       stats.request_ids.push(msg.id);
