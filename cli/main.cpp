@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
 
     cli::add_emulate_command(app);
     cli::add_token_command(app);
+    cli::add_subscribe_command(app);
 
     try {
         app.parse(argc, argv);

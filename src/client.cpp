@@ -172,6 +172,8 @@ public:
         }
 
         // Send now when ready; else wait in the bounded queue, dropping the oldest.
+        // TODO: start the timeout when the request is made, not when it is sent; a queued
+        // request now waits for as long as the link stays down.
         if (ready_) {
             send_tracked(std::move(message), Kind::request, 0, std::move(on_result), timeout);
             return;

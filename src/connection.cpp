@@ -273,6 +273,8 @@ public:
 
         // Header and query modes presented the token in the upgrade: the open link is the
         // server's acceptance. A later auth_success still sets expires_at.
+        // TODO: wait for auth_success when the server sends one; a server that accepts the
+        // upgrade and rejects the token afterwards gets the subscriptions before the rejection.
         if (options_.auth_mode != AuthMode::first_message) {
             authenticated(std::nullopt);
             return;

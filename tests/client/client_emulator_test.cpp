@@ -3,6 +3,7 @@
 // limits and TLS verification. Loopback only; intervals shrunk to tens of milliseconds.
 #include <future>
 #include <random>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -176,6 +177,28 @@ TEST_P(ClientEmulator, FlushesQueuedRequestsInOrder) {
     }
     EXPECT_EQ(emu.stats().received_of("unsubscribe"), 5u);
     EXPECT_EQ(emu.stats().received_of("subscribe"), 2u);
+}
+
+// An at-least-once server replays recent events after the reconnect; each id reaches the
+// application once.
+TEST_P(ClientEmulator, SuppressesDuplicateEventsAcrossReconnect) {
+    auto eo = emulator_options(tls());
+    eo.replay_recent_events = 5;
+    Emulator emu(eo);
+    emu.start();
+    Recorder rec;
+    Client client(options_for(emu, emu.mint_token()));
+    client.subscribe("orders", nullptr, rec.events());
+    client.start();
+    ASSERT_TRUE(eventually([&] { return rec.event_count() >= 6; }));
+
+    emu.drop_all_connections(DropMode::abort);
+    ASSERT_TRUE(eventually([&] { return client.stats().connects >= 2; }));
+    ASSERT_TRUE(eventually([&] { return client.stats().duplicate_events >= 1; }));
+    std::set<std::string> ids;
+    for (const auto& event : rec.events_seen()) {
+        EXPECT_TRUE(ids.insert(event.id).second) << "delivered twice: " << event.id;
+    }
 }
 
 // A token signed by another key is rejected; the provider has no other, so the client stops.
