@@ -157,7 +157,7 @@ TEST_P(ClientEmulator, FlushesQueuedRequestsInOrder) {
     Client client(options);
     client.subscribe("orders", nullptr, rec.events());
     client.start();
-    ASSERT_TRUE(wait_connected(client));
+    ASSERT_TRUE(eventually([&] { return rec.event_count() >= 1; }));  // subscribed
 
     emu.drop_all_connections(DropMode::going_away);
     ASSERT_TRUE(eventually([&] { return client.state() == ConnectionState::reconnecting; }));
