@@ -72,7 +72,7 @@ TEST(ClientSoak, TwoHundredReconnectsLeakNothing) {
     }
     auto fds = entries_in("/proc/self/fd");
     auto threads = entries_in("/proc/self/task");
-    auto rss = rss_kib();
+    [[maybe_unused]] auto rss = rss_kib();
 
     for (int i = 0; i < 200; ++i) {
         ASSERT_TRUE(drop_and_reconnect(peer, client)) << "drop " << i;
