@@ -1,0 +1,46 @@
+// Error codes of the Olympus client library: the codes the realtime protocol documents, plus the
+// failures the client detects itself. Plain values; usable from any thread.
+#pragma once
+
+#include <string_view>
+#include <system_error>
+
+namespace olympus {
+
+/// Every run-time failure the client reports. The first group mirrors the protocol's error
+/// codes (section 2.9); the rest are detected locally.
+enum class errc {
+    // Codes a server sends.
+    invalid_token = 1,   ///< the token is invalid or expired, and no fresh token was available
+    unauthorized,        ///< not authorized for the resource; the connection stays
+    rate_limited,        ///< too many requests
+    connection_limit,    ///< the user has too many connections open
+    subscription_limit,  ///< more than 50 subscriptions on one connection
+    invalid_message,     ///< the server found a request malformed
+    server_error,        ///< any other failure code the server sent
+
+    // Failures the client detects itself.
+    timeout = 100,          ///< no answer in time (request, connect, authentication)
+    closed,                 ///< the connection closed, or the client was closed, before an answer
+    too_large,              ///< a frame would exceed the 64 KB message limit
+    queue_full,             ///< the request waited in the offline queue and the queue overflowed
+    dead_link,              ///< nothing arrived for longer than the heartbeat allows
+    transport,              ///< TCP, TLS or WebSocket handshake failure
+    retries_exhausted,      ///< the reconnect policy gave up
+    no_token,               ///< the token provider had no token to give
+    closed_by_application,  ///< the application called close(); not an error as such
+};
+
+/// The category of errc; its name is "olympus".
+const std::error_category& error_category();
+
+std::error_code make_error_code(errc e);
+
+/// Maps a protocol error code string ("invalid_token", ...) to errc; unknown strings give
+/// errc::server_error.
+errc errc_from_protocol(std::string_view code);
+
+}  // namespace olympus
+
+template <>
+struct std::is_error_code_enum<olympus::errc> : std::true_type {};
