@@ -20,5 +20,6 @@ int& exit_code();
 void add_emulate_command(CLI::App& app);
 void add_token_command(CLI::App& app);
 void add_subscribe_command(CLI::App& app);
+void add_devices_command(CLI::App& app);
 
 }  // namespace olympus::cli

@@ -204,6 +204,8 @@ TEST_P(VoiceStreamTest, RecordsWhatWasSent) {
     auto packets = encode_all(concat(at::speech(kRate), silence(800ms)));
     send_all(*c, packets);
     ASSERT_TRUE(c->next_of_type("final_transcript", 5s));
+    ASSERT_TRUE(test::eventually(
+        [&] { return emu_->voice_sessions()[0].frames_received == packets.size(); }));
 
     auto sessions = emu_->voice_sessions();
     ASSERT_EQ(sessions.size(), 1u);

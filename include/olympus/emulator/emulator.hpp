@@ -42,7 +42,7 @@ struct EmulatorOptions {
     std::size_t max_subscriptions = 50;      ///< per connection
     std::size_t max_message_bytes = 65'536;  ///< larger inbound frames close with 1009
     double requests_per_second = 20.0;       ///< sustained request rate per connection
-    double request_burst = 40.0;             ///< requests allowed at once before rate_limited
+    double request_burst = 60.0;  ///< requests at once before rate_limited; room to resubscribe 50
 
     std::uint64_t seed = 1;  ///< seeds the event generator, so runs are repeatable
 
