@@ -92,6 +92,8 @@ private:
     JitterBuffer(const JitterBufferConfig& config, OpusDecoder decoder);
 
     void drain_queue() noexcept;
+    void store(const EncodedFrame& frame) noexcept;
+    void trim_to_max_depth() noexcept;
     void measure_arrival(std::uint32_t sequence, std::int64_t arrival_ns) noexcept;
     bool try_start(std::int64_t now_ns) noexcept;
     void play_next(Span<float> out) noexcept;

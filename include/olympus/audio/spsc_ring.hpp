@@ -193,7 +193,8 @@ public:
     /// Elements lost to the overflow policy since construction.
     std::size_t overflows() const noexcept { return overflows_.load(std::memory_order_relaxed); }
 
-    /// The highest fill the producer has seen since construction.
+    /// The highest fill the producer has seen since construction. The producer measures it
+    /// against its cached read index, so it may overstate the true peak, never understate it.
     std::size_t peak_fill() const noexcept { return peak_fill_.load(std::memory_order_relaxed); }
 
 private:
