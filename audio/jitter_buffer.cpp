@@ -3,7 +3,6 @@
 #include "olympus/audio/jitter_buffer.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <string>
 
 namespace olympus::audio {
@@ -71,8 +70,7 @@ JitterBuffer::JitterBuffer(const JitterBufferConfig& config, OpusDecoder decoder
       queue_(config.queue_capacity),
       decoder_(std::move(decoder)),
       store_(kStoreSize),
-      store_mask_(kStoreSize - 1),
-      scratch_(frame_samples_) {
+      store_mask_(kStoreSize - 1) {
     set_target(
         std::clamp(config.initial_depth_frames, config.min_depth_frames, config.max_depth_frames));
 }

@@ -125,7 +125,6 @@ private:
     bool fade_in_ = false;                    // next decoded frame starts with a fade-in
     std::array<std::int64_t, 64> transit_{};  // arrival - sequence * frame, ns
     std::size_t transit_count_ = 0;
-    std::vector<float> scratch_;
 
     // Written by the playout thread (relaxed), read by stats() on any thread.
     std::atomic<std::uint64_t> frames_out_{0}, decoded_{0}, fec_{0}, plc_{0}, corrupt_{0}, late_{0},
