@@ -34,6 +34,11 @@ struct Tracked {
 std::atomic<int> Tracked::alive{0};
 std::atomic<int> Tracked::constructed{0};
 
+// The read and write sides live on separate cache lines, and nothing after the ring shares
+// the producer's line.
+static_assert(alignof(SpscRing<int>) == kCacheLine);
+static_assert(sizeof(SpscRing<int>) >= 3 * kCacheLine);
+
 TEST(SpscRing, RejectsCapacityThatIsNotPowerOfTwo) {
     // A capacity of 6 is a setup mistake and is refused at construction.
     EXPECT_THROW(SpscRing<int>(6), std::invalid_argument);
