@@ -2,7 +2,6 @@
 #include "olympus/audio/device.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <mutex>
 

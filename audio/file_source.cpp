@@ -89,23 +89,12 @@ std::error_code FileSource::refill() {
     // Read one block; a short read is the end of the file unless libsndfile flags an error.
     const sf_count_t got = sf_readf_float(file_.get(), interleaved_.data(), kBlockFrames);
     if (got < kBlockFrames) {
-        const int error = sf_error(file_.get());
-        if (error != SF_ERR_NO_ERROR) {
+        if (sf_error(file_.get()) != SF_ERR_NO_ERROR) {
             return make_error_code(errc::file_read_failed);
         }
         end_of_file_ = true;
     }
-
-    // Downmix by averaging the channels, so a stereo file keeps its level.
-    const auto channels = static_cast<std::size_t>(info_.channels);
-    std::size_t count = static_cast<std::size_t>(got);
-    for (std::size_t i = 0; i < count; ++i) {
-        float sum = 0.0f;
-        for (std::size_t c = 0; c < channels; ++c) {
-            sum += interleaved_[i * channels + c];
-        }
-        mono_[i] = sum / static_cast<float>(channels);
-    }
+    std::size_t count = downmix(static_cast<std::size_t>(got));
 
     // Once at the end, push the resampler's delay worth of zeros so its tail comes out.
     if (end_of_file_ && !flushed_) {
@@ -118,8 +107,25 @@ std::error_code FileSource::refill() {
                   mono_.begin() + static_cast<long>(count + zeros), 0.0f);
         count += zeros;
     }
+    resample(count);
+    return {};
+}
 
-    // Resample the block onto the end of the pending samples.
+std::size_t FileSource::downmix(std::size_t frames) {
+    // Average the channels, so a stereo file keeps its level.
+    const auto channels = static_cast<std::size_t>(info_.channels);
+    for (std::size_t i = 0; i < frames; ++i) {
+        float sum = 0.0f;
+        for (std::size_t c = 0; c < channels; ++c) {
+            sum += interleaved_[i * channels + c];
+        }
+        mono_[i] = sum / static_cast<float>(channels);
+    }
+    return frames;
+}
+
+void FileSource::resample(std::size_t count) {
+    // Drop what was delivered, then append the converted block.
     if (pending_pos_ > 0) {
         pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(pending_pos_));
         pending_pos_ = 0;
@@ -138,7 +144,6 @@ std::error_code FileSource::refill() {
             break;
         }
     }
-    return {};
 }
 
 std::error_code FileSource::read_frame(Span<float> out, std::size_t& samples) {

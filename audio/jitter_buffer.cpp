@@ -3,7 +3,6 @@
 #include "olympus/audio/jitter_buffer.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <string>
 
 namespace olympus::audio {
@@ -71,8 +70,7 @@ JitterBuffer::JitterBuffer(const JitterBufferConfig& config, OpusDecoder decoder
       queue_(config.queue_capacity),
       decoder_(std::move(decoder)),
       store_(kStoreSize),
-      store_mask_(kStoreSize - 1),
-      scratch_(frame_samples_) {
+      store_mask_(kStoreSize - 1) {
     set_target(
         std::clamp(config.initial_depth_frames, config.min_depth_frames, config.max_depth_frames));
 }
@@ -114,41 +112,50 @@ void JitterBuffer::pull(Span<float> out, Clock::time_point now) noexcept {
 void JitterBuffer::drain_queue() noexcept {
     for (auto queued = queue_.read_regions(1); queued.size() == 1;
          queue_.commit_read(1), queued = queue_.read_regions(1)) {
-        const EncodedFrame& frame = queued.first[0];
-        measure_arrival(frame.sequence, frame.timestamp_ns);
+        measure_arrival(queued.first[0].sequence, queued.first[0].timestamp_ns);
+        store(queued.first[0]);
+    }
+    trim_to_max_depth();
+    if (held_ > peak_depth_.load(std::memory_order_relaxed)) {
+        peak_depth_.store(held_, std::memory_order_relaxed);
+    }
+}
 
-        // Before the first playout the earliest packet sets where playback begins.
-        if (!started_ && (held_ == 0 || distance(next_, frame.sequence) < 0)) {
-            next_ = frame.sequence;
-        }
-
-        // A packet whose frame was already played or concealed is late: drop it and aim
-        // for a deeper buffer.
-        const std::int32_t ahead = distance(next_, frame.sequence);
-        if (ahead < 0) {
-            late_.fetch_add(1, std::memory_order_relaxed);
-            set_target(target_.load(std::memory_order_relaxed) + 1);
-            arrivals_since_lower_ = 0;
-            continue;
-        }
-        if (ahead >= static_cast<std::int32_t>(kStoreSize)) {
-            // TODO: a sequence jump beyond the store (a new stream) should restart the buffer
-            // instead of being dropped; until then such a sender must flush() first.
-            depth_dropped_.fetch_add(1, std::memory_order_relaxed);
-            continue;
-        }
-        Slot& s = slot(frame.sequence);
-        if (!s.valid) {
-            ++held_;
-        }
-        s.valid = true;
-        s.frame = frame;
-        if (held_ == 1 || distance(newest_, frame.sequence) > 0) {
-            newest_ = frame.sequence;
-        }
+void JitterBuffer::store(const EncodedFrame& frame) noexcept {
+    // Before the first playout the earliest packet sets where playback begins.
+    if (!started_ && (held_ == 0 || distance(next_, frame.sequence) < 0)) {
+        next_ = frame.sequence;
     }
 
-    // More than the maximum queued: drop the oldest to bound the delay.
+    // A packet whose frame was already played or concealed is late: drop it and aim for a
+    // deeper buffer.
+    const std::int32_t ahead = distance(next_, frame.sequence);
+    if (ahead < 0) {
+        late_.fetch_add(1, std::memory_order_relaxed);
+        set_target(target_.load(std::memory_order_relaxed) + 1);
+        arrivals_since_lower_ = 0;
+        return;
+    }
+    if (ahead >= static_cast<std::int32_t>(kStoreSize)) {
+        // TODO: a sequence jump beyond the store (a new stream) should restart the buffer
+        // instead of being dropped; until then such a sender must flush() first.
+        depth_dropped_.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+
+    // Keep it in its slot (a duplicate replaces the copy already there).
+    Slot& s = slot(frame.sequence);
+    if (!s.valid) {
+        ++held_;
+    }
+    s.valid = true;
+    s.frame = frame;
+    if (held_ == 1 || distance(newest_, frame.sequence) > 0) {
+        newest_ = frame.sequence;
+    }
+}
+
+void JitterBuffer::trim_to_max_depth() noexcept {
     // TODO: time-compress instead (drop only silent frames); a dropped speech frame is
     // audible as a small skip.
     while (held_ > config_.max_depth_frames) {
@@ -159,9 +166,6 @@ void JitterBuffer::drain_queue() noexcept {
             depth_dropped_.fetch_add(1, std::memory_order_relaxed);
         }
         ++next_;
-    }
-    if (held_ > peak_depth_.load(std::memory_order_relaxed)) {
-        peak_depth_.store(held_, std::memory_order_relaxed);
     }
 }
 

@@ -288,7 +288,7 @@ TEST(JitterBuffer, UnderrunFadesToSilenceWithoutClick) {
 
 TEST(JitterBuffer, NetworkAndPlayoutThreadsRunConcurrently) {
     // A network thread pushes 150 packets in real time while the playout thread pulls every
-    // 20 ms of the steady clock; every packet is decoded.
+    // 20 ms of the steady clock; every packet is accounted for and nearly all are decoded.
     const Stream stream = encode_speech(false);
     auto buffer = make_buffer();
     const std::size_t n = std::min<std::size_t>(stream.packets.size(), 150);
@@ -305,7 +305,13 @@ TEST(JitterBuffer, NetworkAndPlayoutThreadsRunConcurrently) {
         buffer->pull(frame);
     }
     network.join();
-    EXPECT_EQ(buffer->stats().frames_decoded, n);
+
+    // Every packet is either played or, if the machine stalled a thread, counted as late or
+    // still queued: none vanishes.
+    const auto s = buffer->stats();
+    EXPECT_EQ(s.frames_decoded + s.late_dropped + static_cast<std::uint64_t>(s.current_depth), n);
+    EXPECT_GE(s.frames_decoded, n - 5);
+    EXPECT_EQ(s.frames_out, n + 12);
 }
 
 }  // namespace

@@ -142,7 +142,7 @@ TEST_F(PlaybackStreamTest, FadeOutAndFlushStopsWithinOneFrameWithoutClick) {
     ASSERT_TRUE(olympus::test::eventually([&] { return stream->played_ms() >= 400; }));
     stream->fade_out_and_flush();
     ASSERT_TRUE(olympus::test::eventually([&] { return stream->flush_done(); },
-                                          std::chrono::milliseconds(50)));
+                                          std::chrono::milliseconds(200)));
     EXPECT_EQ(stream->queued(), 0u);
     const auto recorded = recording();
 

@@ -78,6 +78,8 @@ private:
                const FileSourceConfig& config, Resampler resampler);
 
     std::error_code refill();
+    std::size_t downmix(std::size_t frames);
+    void resample(std::size_t count);
 
     std::unique_ptr<sf_private_tag, Closer> file_;
     FileInfo info_;

@@ -92,6 +92,8 @@ private:
     JitterBuffer(const JitterBufferConfig& config, OpusDecoder decoder);
 
     void drain_queue() noexcept;
+    void store(const EncodedFrame& frame) noexcept;
+    void trim_to_max_depth() noexcept;
     void measure_arrival(std::uint32_t sequence, std::int64_t arrival_ns) noexcept;
     bool try_start(std::int64_t now_ns) noexcept;
     void play_next(Span<float> out) noexcept;
@@ -123,7 +125,6 @@ private:
     bool fade_in_ = false;                    // next decoded frame starts with a fade-in
     std::array<std::int64_t, 64> transit_{};  // arrival - sequence * frame, ns
     std::size_t transit_count_ = 0;
-    std::vector<float> scratch_;
 
     // Written by the playout thread (relaxed), read by stats() on any thread.
     std::atomic<std::uint64_t> frames_out_{0}, decoded_{0}, fec_{0}, plc_{0}, corrupt_{0}, late_{0},

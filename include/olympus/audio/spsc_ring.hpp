@@ -27,6 +27,9 @@ enum class OverflowPolicy {
     /// recent data (keeps capture latency bounded when the consumer stalls). Trivially copyable
     /// elements only, single-element pops only. The producer stays wait-free; a pop retries
     /// when the producer evicted the element it was reading, so the consumer is lock-free.
+    /// While the consumer is preempted in the middle of copying an element, the producer
+    /// cannot reuse that element's slot and drops new elements instead (counted) until the
+    /// consumer resumes.
     overwrite_oldest,
 };
 
@@ -193,7 +196,8 @@ public:
     /// Elements lost to the overflow policy since construction.
     std::size_t overflows() const noexcept { return overflows_.load(std::memory_order_relaxed); }
 
-    /// The highest fill the producer has seen since construction.
+    /// The highest fill the producer has seen since construction. The producer measures it
+    /// against its cached read index, so it may overstate the true peak, never understate it.
     std::size_t peak_fill() const noexcept { return peak_fill_.load(std::memory_order_relaxed); }
 
 private:
@@ -223,6 +227,9 @@ private:
 
             // The slot for `tail` last held element tail - capacity; if the consumer is still
             // copying that one out, the new element has to be dropped instead.
+            // TODO: skip the busy slot (e.g. with a per-slot valid flag) so that a consumer
+            // preempted mid-copy does not make the producer drop every new element until it
+            // resumes.
             if (tail >= capacity_ && reading_.load(std::memory_order_seq_cst) == tail - capacity_) {
                 overflows_.fetch_add(1, std::memory_order_relaxed);
                 return false;
