@@ -464,6 +464,10 @@ void Emulator::set_reply_mode(ReplyMode mode) {
     impl_->on_io([this, mode] { impl_->context_->reply_mode = mode; });
 }
 
+void Emulator::set_voice_fault(VoiceFault fault) {
+    impl_->on_io([this, fault] { impl_->context_->voice_fault = fault; });
+}
+
 std::vector<VoiceSessionRecord> Emulator::voice_sessions() const {
     auto collect = [this] {
         std::vector<VoiceSessionRecord> out;

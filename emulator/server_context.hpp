@@ -96,6 +96,7 @@ struct ServerContext {
     std::map<std::string, std::string> audio_files;
     std::deque<std::string> audio_file_order;
     ReplyMode reply_mode = ReplyMode::stream;
+    VoiceFault voice_fault = VoiceFault::none;
 
     // Fault switches.
     bool pings_enabled = true;

@@ -178,6 +178,10 @@ void VoiceConnection::handle_start(const nlohmann::json& message) {
         return;
     }
     authenticated();
+    if (ctx_.voice_fault == VoiceFault::refuse_start) {
+        send_error(id, "unauthorized", "voice ordering is not enabled for this location");
+        return;
+    }
 
     // Resume the named session when it is still waiting, else start a new one.
     std::shared_ptr<VoiceSessionState> state;
@@ -482,15 +486,24 @@ void VoiceConnection::send_reply_frame() {
     }
 
     // One frame now, the next one a frame period after this one was due: no drift.
-    const auto frame = static_cast<std::size_t>(session_->format.frame_samples());
+    // A wrong-format fault sends frames of twice the announced length.
+    const bool long_frames = ctx_.voice_fault == VoiceFault::wrong_reply_format;
+    const auto frame =
+        static_cast<std::size_t>(session_->format.frame_samples()) * (long_frames ? 2 : 1);
     if (reply_pos_ < reply_audio_.size()) {
         std::vector<float> pcm(frame, 0.0f);
         auto n = std::min(frame, reply_audio_.size() - reply_pos_);
         std::copy_n(reply_audio_.begin() + static_cast<std::ptrdiff_t>(reply_pos_), n, pcm.begin());
         reply_pos_ += n;
-        send_binary(encode(pcm.data(), static_cast<int>(frame)));
-        ++session_->record.reply_frames_sent;
-        reply_next_ += std::chrono::milliseconds(session_->format.frame_ms);
+        auto& sent = ++session_->record.reply_frames_sent;
+        if (ctx_.voice_fault == VoiceFault::corrupt_reply_frames && sent % 4 == 0) {
+            send_binary(std::string(24, '\xff'));
+        } else if (long_frames) {
+            send_binary(encode_long(pcm.data(), static_cast<int>(frame)));
+        } else {
+            send_binary(encode(pcm.data(), static_cast<int>(frame)));
+        }
+        reply_next_ += std::chrono::milliseconds(session_->format.frame_ms * (long_frames ? 2 : 1));
         arm(reply_timer_, reply_next_ - Clock::now(), [this] { send_reply_frame(); });
         return;
     }
@@ -522,6 +535,30 @@ std::string VoiceConnection::encode(const float* pcm, int samples) {
     audio::EncodedFrame out;
     if (session_->encoder->encode(audio::Span<const float>(pcm, static_cast<std::size_t>(samples)),
                                   out)) {
+        return {};
+    }
+    return std::string(reinterpret_cast<const char*>(out.bytes.data()), out.size);
+}
+
+std::string VoiceConnection::encode_long(const float* pcm, int samples) {
+    auto& s = *session_;
+    if (!s.format.opus) {
+        return encode(pcm, samples);
+    }
+    if (!s.long_encoder) {
+        audio::EncoderConfig config;
+        config.sample_rate = s.format.sample_rate;
+        config.frame_ms = std::min(s.format.frame_ms * 2, 60);
+        auto encoder = audio::OpusEncoder::create(config);
+        if (!encoder) {
+            return {};
+        }
+        s.long_encoder.emplace(std::move(encoder).value());
+    }
+    audio::EncodedFrame out;
+    auto count = std::min(samples, s.long_encoder->frame_samples());
+    if (s.long_encoder->encode(audio::Span<const float>(pcm, static_cast<std::size_t>(count)),
+                               out)) {
         return {};
     }
     return std::string(reinterpret_cast<const char*>(out.bytes.data()), out.size);

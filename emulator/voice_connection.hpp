@@ -38,6 +38,7 @@ struct VoiceSessionState {
     VoiceFormat format;
     std::optional<audio::OpusDecoder> decoder;
     std::optional<audio::OpusEncoder> encoder;
+    std::optional<audio::OpusEncoder> long_encoder;  ///< for VoiceFault::wrong_reply_format
     bool attached = false;
     std::chrono::steady_clock::time_point started, detached_at, last_speech;
 
@@ -83,6 +84,7 @@ private:
     void send_reply_frame();
     void stop_reply();
     std::string encode(const float* pcm, int samples);
+    std::string encode_long(const float* pcm, int samples);
 
     std::string base_url_;
     std::shared_ptr<VoiceSessionState> session_;

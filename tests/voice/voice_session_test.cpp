@@ -354,3 +354,74 @@ TEST_F(VoiceSessionTest, MissingFileFailsToOpenWithItsName) {
 
 }  // namespace
 }  // namespace olympus
+
+namespace olympus {
+namespace {
+
+class VoiceFaultTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        emu_ = std::make_unique<Emulator>(test::quiet_emulator());
+        emu_->start();
+        dir_ = test::make_temp_dir("olympus-voice-fault");
+    }
+
+    /// Replays the speech with `fault` on and waits for the reply to play out.
+    VoiceStats replay_with(emulator::VoiceFault fault) {
+        emu_->set_voice_fault(fault);
+        auto sink = WavVoiceSink::create(dir_ + "/reply.wav", kRate);
+        EXPECT_TRUE(sink);
+        VoiceSession session(test::session_options(*emu_), speech_source(false, 1000ms),
+                             std::move(sink).value(), log_.handler());
+        session.start();
+        EXPECT_TRUE(session.wait_source_done(10s));
+        EXPECT_TRUE(test::eventually([&] { return session.stats().replies == 1; }, 5s));
+        EXPECT_TRUE(session.wait_replies_done(500ms, 10s));
+        auto stats = session.stats();
+        EXPECT_EQ(stats.state, VoiceState::active);
+        session.end();
+        EXPECT_TRUE(session.wait_for(VoiceState::ended, 5s));
+        return stats;
+    }
+
+    std::unique_ptr<Emulator> emu_;
+    std::string dir_;
+    EventLog log_;
+};
+
+TEST_F(VoiceFaultTest, RefusedStartIsATypedError) {
+    // The server answers start_session with an error frame: session_refused, promptly, no retry.
+    emu_->set_voice_fault(emulator::VoiceFault::refuse_start);
+    VoiceSession session(test::session_options(*emu_), speech_source(true, 0ms), nullptr,
+                         log_.handler());
+    auto begin = std::chrono::steady_clock::now();
+    session.start();
+    ASSERT_TRUE(session.wait_for(VoiceState::ended, 5s));
+    EXPECT_LT(std::chrono::steady_clock::now() - begin, 2s);
+    EXPECT_EQ(session.stats().error, make_error_code(errc::session_refused));
+    EXPECT_TRUE(log_.has_error(errc::session_refused));
+    EXPECT_EQ(session.stats().frames_sent, 0u);
+}
+
+TEST_F(VoiceFaultTest, CorruptReplyFramesAreConcealedAndCounted) {
+    // Every 4th reply frame does not decode: each is counted and concealed, the reply plays on.
+    auto stats = replay_with(emulator::VoiceFault::corrupt_reply_frames);
+    auto sent = test::only_session(*emu_).reply_frames_sent;
+    EXPECT_EQ(stats.reply_frames_received, sent);
+    EXPECT_EQ(stats.bad_frames, sent / 4);
+    // A bad frame at the very end of the reply has nothing after it to conceal into.
+    EXPECT_GE(stats.concealed_frames + 1, stats.bad_frames);
+    EXPECT_GE(stats.frames_played + 2, sent);
+}
+
+TEST_F(VoiceFaultTest, UnannouncedFormatIsConcealedAndCounted) {
+    // Reply frames of 40 ms where 20 ms was announced: counted as unexpected, not played as is.
+    auto stats = replay_with(emulator::VoiceFault::wrong_reply_format);
+    auto sent = test::only_session(*emu_).reply_frames_sent;
+    EXPECT_GT(sent, 50u);
+    EXPECT_EQ(stats.reply_frames_received, sent);
+    EXPECT_EQ(stats.unexpected_format_frames, sent);
+}
+
+}  // namespace
+}  // namespace olympus

@@ -69,6 +69,14 @@ enum class ReplyMode {
     audio_url_garbage,  ///< as audio_url, but the URL serves bytes that are not audio
 };
 
+/// Misbehaviour of the voice stream, for tests of a client's handling of bad server input.
+enum class VoiceFault {
+    none,
+    refuse_start,          ///< answer start_session with an error frame (code "unauthorized")
+    corrupt_reply_frames,  ///< every 4th reply frame is bytes that do not decode
+    wrong_reply_format,    ///< reply frames last twice the announced frame_ms
+};
+
 /// What the voice stream saw of one session, for tests to compare with what was sent.
 struct VoiceSessionRecord {
     std::string session_id;
@@ -162,6 +170,8 @@ public:
     void set_frame_delay(std::chrono::milliseconds delay);
     /// How later voice replies are delivered.
     void set_reply_mode(ReplyMode mode);
+    /// Makes the voice stream misbehave from now on (VoiceFault::none to stop).
+    void set_voice_fault(VoiceFault fault);
 
     /// Every voice session since start, oldest first. Waits for the io thread.
     std::vector<VoiceSessionRecord> voice_sessions() const;
