@@ -213,6 +213,10 @@ void VoiceConnection::handle_start(const nlohmann::json& message) {
                               {"session_id", state->record.session_id},
                               {"audio", state->format.to_json()},
                               {"resumed", resumed}};
+    if (resumed) {
+        // Lets the client re-send what a dropped link swallowed.
+        started["frames_received"] = state->record.frames_received;
+    }
     std::string greeting_id = state->record.session_id + "-greeting";
     if (!resumed) {
         started["greeting"] = {{"text", "Welcome to Acme Burgers! What can I get for you today?"},

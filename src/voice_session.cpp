@@ -437,6 +437,10 @@ public:
     // io thread only.
     std::deque<std::pair<std::int64_t, std::string>> outage_;  // (captured ns, bytes)
     std::size_t outage_capacity_ = 0;
+    /// The last frames handed to the link (as many as the outage buffer holds), so that those
+    /// a dropped link swallowed can be sent again after a resume.
+    std::deque<std::pair<std::int64_t, std::string>> sent_history_;
+    std::uint64_t sent_in_session_ = 0;  ///< frames handed to the link in this session
     std::optional<AudioFormat> down_format_;
     std::uint32_t down_sequence_ = 0;
     std::string current_response_;
@@ -532,6 +536,13 @@ public:
         }
         if (resumed) {
             resumes_.fetch_add(1, std::memory_order_relaxed);
+            if (auto got = message.find("frames_received");
+                got != message.end() && got->is_number_unsigned()) {
+                requeue_unreceived(got->get<std::uint64_t>());
+            }
+        } else {
+            sent_history_.clear();
+            sent_in_session_ = 0;
         }
 
         // Authenticated: the transport core now runs heartbeat and token refresh.
@@ -880,20 +891,42 @@ public:
         }
         outage_peak_.store(std::max<std::uint64_t>(outage_peak_.load(), outage_.size()));
 
-        // While the session is active, the buffer empties onto the link in order.
-        // TODO: a frame accepted by the transport but still in its write queue when the link
-        // dies is lost without being counted (seen: one frame in a few drops); keeping the
-        // frames of the last write queue and re-queueing the unwritten ones on link loss needs
-        // the transport to report its buffered amount.
+        // While the session is active, the buffer empties onto the link in order; what was
+        // sent is remembered until a resume confirms the server has it.
         while (state_.load() == VoiceState::active && !outage_.empty()) {
             if (connection_->send_binary(outage_.front().second)) {
                 break;  // the link just went down; on_link_down follows
             }
             record_latency(outage_.front().first);
+            sent_history_.push_back(std::move(outage_.front()));
+            if (sent_history_.size() > outage_capacity_) {
+                sent_history_.pop_front();
+            }
             outage_.pop_front();
+            ++sent_in_session_;
             frames_sent_.fetch_add(1, std::memory_order_relaxed);
         }
         outage_size_.store(outage_.size());
+    }
+
+    // A resumed session's server says how many frames it holds; the ones a dropped link swallowed
+    // (still in a socket buffer when it died) go out again, ahead of what waited in the outage
+    // buffer. Frames older than the history are lost and counted as dropped.
+    void requeue_unreceived(std::uint64_t received) {
+        if (received >= sent_in_session_) {
+            return;
+        }
+        auto missing = sent_in_session_ - received;
+        auto again = std::min<std::uint64_t>(missing, sent_history_.size());
+        for (std::uint64_t i = 0; i < again; ++i) {
+            outage_.push_front(std::move(sent_history_.back()));
+            sent_history_.pop_back();
+        }
+        outage_dropped_.fetch_add(missing - again, std::memory_order_relaxed);
+        frames_sent_.fetch_sub(missing, std::memory_order_relaxed);
+        sent_in_session_ = received;
+        logger_->info("voice resume: re-sending {} frames the server did not get ({} lost)", again,
+                      missing - again);
     }
 
     void record_latency(std::int64_t captured_ns) {
