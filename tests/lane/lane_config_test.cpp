@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -179,6 +180,20 @@ TEST(LaneConfig, ReferenceTableCoversEveryKey) {
               std::string::npos);
     EXPECT_NE(table.find("| `server.url` | string | (required) |"), std::string::npos);
     EXPECT_EQ(lane_config_reference().size(), 24u);
+}
+
+// The installation guide shows exactly the table the validator generates, so the documented
+// rules cannot drift from the enforced ones.
+TEST(LaneConfig, ReadmeShowsTheGeneratedReference) {
+    std::ifstream file(OLYMPUS_LANE_README);
+    ASSERT_TRUE(file) << OLYMPUS_LANE_README;
+    const std::string readme((std::istreambuf_iterator<char>(file)),
+                             std::istreambuf_iterator<char>());
+    EXPECT_NE(readme.find("<!-- lane-config-reference -->\n" + lane_config_reference_markdown() +
+                          "<!-- /lane-config-reference -->"),
+              std::string::npos)
+        << "regenerate the table in " << OLYMPUS_LANE_README << " from:\n"
+        << lane_config_reference_markdown();
 }
 
 }  // namespace

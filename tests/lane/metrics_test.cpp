@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <gtest/gtest.h>
 
+#include "olympus/lane/lane_metrics.hpp"
 #include "olympus/lane/metrics_registry.hpp"
 #include "olympus/lane/metrics_server.hpp"
 
@@ -176,6 +177,40 @@ TEST(MetricsServer, StopsServing) {
     EXPECT_EQ(get(port, "/metrics").status, 200);
     server.stop();
     EXPECT_EQ(get(port, "/metrics").status, 0);
+}
+
+// The lane's metrics appear under their documented names with the lane label, the processor's
+// figures flow into them, and the minute health line summarises them.
+TEST(LaneMetrics, ExportsTheLaneFigures) {
+    MetricsRegistry registry;
+    LaneMetrics lane(registry, {{"lane", "lane-1"}});
+    lane.connected.set(1);
+    lane.sessions_started.inc(3);
+    lane.time_to_first_audio.set(0.42);
+    lane.playback_underruns.inc();
+    lane.device_errors.inc(2);
+    audio::VoiceProcessorStats stats;
+    stats.erle_db = 31;
+    stats.delay_median_ms = 4;
+    stats.speech_probability = 0.75f;
+    stats.voice = true;
+    lane.publish(stats);
+
+    auto values = parse_exposition(registry.render());
+    EXPECT_EQ(values["olympus_lane_connected{lane=\"lane-1\"}"], 1.0);
+    EXPECT_EQ(values["olympus_lane_sessions_started_total{lane=\"lane-1\"}"], 3.0);
+    EXPECT_EQ(values["olympus_lane_time_to_first_audio_seconds{lane=\"lane-1\"}"], 0.42);
+    EXPECT_EQ(values["olympus_lane_playback_underruns_total{lane=\"lane-1\"}"], 1.0);
+    EXPECT_EQ(values["olympus_lane_device_errors_total{lane=\"lane-1\"}"], 2.0);
+    EXPECT_EQ(values["olympus_lane_echo_erle_db{lane=\"lane-1\"}"], 31.0);
+    EXPECT_EQ(values["olympus_lane_echo_delay_estimate_ms{lane=\"lane-1\"}"], 4.0);
+    EXPECT_EQ(values["olympus_lane_voice_detected{lane=\"lane-1\"}"], 1.0);
+    EXPECT_EQ(values.size(), 16u);
+
+    const std::string health = lane.health_line();
+    EXPECT_NE(health.find("connected=1 sessions=3 active=0 ttfa_s=0.42"), std::string::npos)
+        << health;
+    EXPECT_NE(health.find("underruns=1 device_errors=2 erle_db=31"), std::string::npos) << health;
 }
 
 }  // namespace
