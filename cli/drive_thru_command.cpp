@@ -25,10 +25,10 @@ void print_summary(const std::string& path, const lane::LaneConfig& c) {
     std::printf("%s: configuration OK\n", path.c_str());
     std::printf("  lane %s at location %s, server %s\n", c.lane.c_str(), c.location.c_str(),
                 olympus::log::redact_url(c.server.url).c_str());
-    std::printf("  audio processing: aec %s (%s, delay %d ms), ns %s, agc %s, vad %s\n",
+    std::printf("  audio processing: aec %s (%s, delay %d ms%s), ns %s, agc %s, vad %s\n",
                 on(c.audio_processing.aec), c.audio_processing.echo_suppression.c_str(),
-                c.audio_processing.delay_ms, on(c.audio_processing.ns), on(c.audio_processing.agc),
-                on(c.audio_processing.vad));
+                c.audio_processing.delay_ms, c.audio_processing.delay_agnostic ? ", searched" : "",
+                on(c.audio_processing.ns), on(c.audio_processing.agc), on(c.audio_processing.vad));
     std::printf("  token from %s\n", c.token.file.empty()
                                          ? ("command " + c.token.command.front()).c_str()
                                          : ("file " + c.token.file).c_str());

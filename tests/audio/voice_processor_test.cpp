@@ -158,10 +158,35 @@ struct EchoFigures {
     VoiceProcessorStats stats;
 };
 
-EchoFigures measure_echo(const Scene& scene, bool cancel) {
-    auto processor = VoiceProcessor::create(only_echo_cancellation(scene.rate, cancel));
+// Like run(), but the speaker side hands over device periods of `period` samples, as a
+// PortAudio callback would, running up to one period ahead of the microphone.
+std::vector<float> run_with_device_periods(VoiceProcessor& processor, const std::vector<float>& in,
+                                           const std::vector<float>& far, std::size_t period) {
+    const std::size_t n = processor.frame_size();
+    std::vector<float> out(in.size() / n * n);
+    std::size_t pushed = 0;
+    for (std::size_t start = 0; start + n <= in.size(); start += n) {
+        while (pushed < start + n && pushed + period <= far.size()) {
+            EXPECT_EQ(processor.push_far_end(Span<const float>(far.data() + pushed, period)),
+                      period);
+            pushed += period;
+        }
+        std::copy(in.begin() + static_cast<long>(start), in.begin() + static_cast<long>(start + n),
+                  out.begin() + static_cast<long>(start));
+        EXPECT_FALSE(processor.process_capture(Span<float>(out.data() + start, n)));
+    }
+    return out;
+}
+
+EchoFigures measure_echo(const Scene& scene, const VoiceProcessorConfig& config,
+                         std::size_t device_period = 0) {
+    const bool cancel = config.echo_cancellation;
+    auto processor = VoiceProcessor::create(config);
     EXPECT_TRUE(processor) << processor.error().what();
-    const std::vector<float> out = run(*processor.value(), scene.mic, scene.far);
+    const std::vector<float> out =
+        device_period == 0
+            ? run(*processor.value(), scene.mic, scene.far)
+            : run_with_device_periods(*processor.value(), scene.mic, scene.far, device_period);
 
     // Where the agent stops talking (last sample above -40 dBFS), plus the path's tail.
     std::size_t far_end = scene.far.size();
@@ -195,7 +220,7 @@ EchoFigures measure_echo(const Scene& scene, bool cancel) {
 // it and the customer who talks over it still comes through.
 TEST(VoiceProcessor, CancelsEchoAndKeepsTheCustomer16k) {
     const Scene scene = make_scene(16000);
-    const EchoFigures f = measure_echo(scene, true);
+    const EchoFigures f = measure_echo(scene, only_echo_cancellation(scene.rate, true));
     EXPECT_GE(f.erle_db, 20.0);
     EXPECT_GE(f.near_only_corr, 0.9);
     EXPECT_GE(f.double_talk_corr, 0.75) << "without cancellation it is about 0.83 (echo)";
@@ -206,7 +231,7 @@ TEST(VoiceProcessor, CancelsEchoAndKeepsTheCustomer16k) {
 // Same scene at the 48 kHz codec rate, which the library runs natively (band-split).
 TEST(VoiceProcessor, CancelsEchoAt48k) {
     const Scene scene = make_scene(48000);
-    const EchoFigures f = measure_echo(scene, true);
+    const EchoFigures f = measure_echo(scene, only_echo_cancellation(scene.rate, true));
     EXPECT_GE(f.erle_db, 20.0);
     EXPECT_GE(f.near_only_corr, 0.9);
     EXPECT_GE(f.double_talk_corr, 0.7);
@@ -215,10 +240,59 @@ TEST(VoiceProcessor, CancelsEchoAt48k) {
 // With cancellation switched off the microphone signal passes unchanged: no echo removed.
 TEST(VoiceProcessor, CancellationOffLeavesTheEcho) {
     const Scene scene = make_scene(16000);
-    const EchoFigures f = measure_echo(scene, false);
+    const EchoFigures f = measure_echo(scene, only_echo_cancellation(scene.rate, false));
     EXPECT_NEAR(f.erle_db, 0.0, 0.5);
     EXPECT_GT(f.near_only_corr, 0.99);
     EXPECT_TRUE(std::isnan(f.stats.erle_db));
+}
+
+// The speaker's device period (256 samples) is not 10 ms: the ring re-blocks the far end into
+// the canceller's frames and the echo is still removed.
+TEST(VoiceProcessor, ReblocksSpeakerPeriodsIntoFrames) {
+    const Scene scene = make_scene(16000);
+    const EchoFigures f = measure_echo(scene, only_echo_cancellation(scene.rate, true), 256);
+    EXPECT_GE(f.erle_db, 20.0);
+    EXPECT_GE(f.near_only_corr, 0.9);
+}
+
+// The configured device delay is 25 ms off (15 instead of 40): the canceller's own search
+// still finds the echo.
+TEST(VoiceProcessor, ToleratesAnInexactDeviceDelay) {
+    const Scene scene = make_scene(16000);
+    VoiceProcessorConfig config = only_echo_cancellation(scene.rate, true);
+    config.delay_ms = 15;
+    const EchoFigures f = measure_echo(scene, config);
+    EXPECT_GE(f.erle_db, 20.0);
+    EXPECT_GE(f.near_only_corr, 0.9);
+}
+
+// A delay far off (300 ms instead of 40) defeats the canceller, and the exported ERLE shows it,
+// so the lane's ERLE alert catches a misconfigured post.
+TEST(VoiceProcessor, ExportedErleRevealsAWrongDelay) {
+    const Scene scene = make_scene(16000);
+    VoiceProcessorConfig config = only_echo_cancellation(scene.rate, true);
+    config.delay_ms = 300;
+    const EchoFigures f = measure_echo(scene, config);
+    EXPECT_LT(f.erle_db, 10.0);
+    EXPECT_LT(f.stats.erle_db, 10.0f);
+}
+
+// The device delay is 60 ms off (100 instead of 40): the fixed-delay canceller leaves most of
+// the echo; with the delay-agnostic search it finds the echo again. With the right delay the
+// search costs nothing.
+TEST(VoiceProcessor, DelayAgnosticModeFindsAnOffsetDelay) {
+    const Scene scene = make_scene(16000);
+    VoiceProcessorConfig config = only_echo_cancellation(scene.rate, true);
+    config.delay_ms = 100;
+    EXPECT_LT(measure_echo(scene, config).erle_db, 15.0);
+
+    config.delay_agnostic = true;
+    const EchoFigures found = measure_echo(scene, config);
+    EXPECT_GE(found.erle_db, 20.0);
+    EXPECT_GE(found.near_only_corr, 0.9);
+
+    config.delay_ms = 40;
+    EXPECT_GE(measure_echo(scene, config).erle_db, 20.0);
 }
 
 // Speech with pauses over a faint noise floor: the VAD marks speech frames as speech and pauses

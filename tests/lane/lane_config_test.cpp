@@ -56,6 +56,7 @@ TEST(LaneConfig, LoadsTheSampleFile) {
     EXPECT_TRUE(c.audio_processing.aec);
     EXPECT_EQ(c.audio_processing.echo_suppression, "moderate");
     EXPECT_EQ(c.audio_processing.delay_ms, 40);
+    EXPECT_TRUE(c.audio_processing.delay_agnostic);
     EXPECT_EQ(c.timeouts.silence, std::chrono::seconds(8));
     EXPECT_EQ(c.timeouts.reconnect_max, std::chrono::milliseconds(30000));
     EXPECT_EQ(c.token.file, "/etc/olympus/lane-1.token");
@@ -179,7 +180,7 @@ TEST(LaneConfig, ReferenceTableCoversEveryKey) {
     EXPECT_NE(table.find("| `audio_processing.delay_ms` | integer | 40 | 0 .. 500 |"),
               std::string::npos);
     EXPECT_NE(table.find("| `server.url` | string | (required) |"), std::string::npos);
-    EXPECT_EQ(lane_config_reference().size(), 24u);
+    EXPECT_EQ(lane_config_reference().size(), 25u);
 }
 
 // The installation guide shows exactly the table the validator generates, so the documented

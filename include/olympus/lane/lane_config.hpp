@@ -27,7 +27,8 @@ struct LaneConfig {
         bool ns = true;
         bool agc = true;
         bool vad = true;
-        int delay_ms = 40;  ///< speaker-to-microphone delay of the device, 0..500
+        int delay_ms = 40;           ///< speaker-to-microphone delay of the device, 0..500
+        bool delay_agnostic = true;  ///< let the canceller search for the delay as well
     };
     struct Timeouts {
         std::chrono::seconds silence{8};        ///< no customer speech: the session ends
