@@ -261,6 +261,10 @@ std::error_code VoiceProcessor::process_capture(Span<float> frame) noexcept {
 
 void VoiceProcessor::feed_far_end() noexcept {
     // Whole 10 ms frames only; a partial frame waits for the rest of its samples.
+    // TODO: pair far-end and microphone frames by device timestamps instead of draining the
+    // whole ring before each microphone frame. After the capture worker stalls for N ms, its
+    // backlog of microphone frames is processed against far-end audio up to N ms too new, so
+    // the echo of that stretch leaks through until the worker has caught up.
     while (far_ring_.size() >= far_frame_size_) {
         const std::size_t got = far_ring_.try_pop_bulk(Span<float>(far_frame_));
         if (got != far_frame_size_) {
