@@ -97,56 +97,58 @@ webrtc::EchoCancellation::SuppressionLevel suppression_level(EchoSuppression lev
     return webrtc::EchoCancellation::kModerateSuppression;
 }
 
+// Keeps the metrics and delay logging on so that ERLE and the delay estimate can be exported.
+std::error_code configure_echo(webrtc::EchoCancellation& aec, const VoiceProcessorConfig& c) {
+    std::error_code ec =
+        first_error({aec.Enable(c.echo_cancellation), aec.enable_drift_compensation(false)});
+    if (!ec && c.echo_cancellation) {
+        ec = first_error({aec.set_suppression_level(suppression_level(c.echo_suppression)),
+                          aec.enable_metrics(true), aec.enable_delay_logging(true)});
+    }
+    return ec;
+}
+
+// Engine noise is stationary; high suppression removes it without gating speech.
+std::error_code configure_noise(webrtc::NoiseSuppression& ns, const VoiceProcessorConfig& c) {
+    std::error_code ec = first_error({ns.Enable(c.noise_suppression)});
+    if (!ec && c.noise_suppression) {
+        ec = first_error({ns.set_level(webrtc::NoiseSuppression::kHigh)});
+    }
+    return ec;
+}
+
+// There is no analog mixer to steer on a fixed post: digital gain with a limiter.
+std::error_code configure_gain(webrtc::GainControl& agc, const VoiceProcessorConfig& c) {
+    std::error_code ec;
+    if (c.gain_control) {
+        ec = first_error({agc.set_mode(webrtc::GainControl::kAdaptiveDigital),
+                          agc.set_target_level_dbfs(3), agc.set_compression_gain_db(15),
+                          agc.enable_limiter(true)});
+    }
+    return ec ? ec : first_error({agc.Enable(c.gain_control)});
+}
+
+// Moderate likelihood: idling engines are not speech, a soft "hello" is.
+std::error_code configure_voice(webrtc::VoiceDetection& vad, const VoiceProcessorConfig& c) {
+    std::error_code ec = first_error({vad.Enable(c.voice_detection)});
+    if (!ec && c.voice_detection) {
+        ec = first_error({vad.set_likelihood(webrtc::VoiceDetection::kModerateLikelihood),
+                          vad.set_frame_size_ms(10)});
+    }
+    return ec;
+}
+
 // Switches each stage on or off and sets the parameters a drive-thru post needs.
 std::error_code configure_stages(webrtc::AudioProcessing& apm, const VoiceProcessorConfig& c) {
-    using webrtc::EchoCancellation;
-    using webrtc::GainControl;
-    using webrtc::NoiseSuppression;
-    using webrtc::VoiceDetection;
-
-    // Keep the metrics and delay logging on so that ERLE and the delay estimate can be
-    // exported.
-    EchoCancellation* aec = apm.echo_cancellation();
-    std::error_code ec =
-        first_error({aec->Enable(c.echo_cancellation), aec->enable_drift_compensation(false)});
-    if (!ec && c.echo_cancellation) {
-        ec = first_error({aec->set_suppression_level(suppression_level(c.echo_suppression)),
-                          aec->enable_metrics(true), aec->enable_delay_logging(true)});
-    }
-    if (ec) {
-        return ec;
-    }
-
-    // Engine noise is stationary; high suppression removes it without gating speech.
-    NoiseSuppression* ns = apm.noise_suppression();
-    ec = first_error({ns->Enable(c.noise_suppression)});
-    if (!ec && c.noise_suppression) {
-        ec = first_error({ns->set_level(NoiseSuppression::kHigh)});
-    }
-    if (ec) {
-        return ec;
-    }
-
-    // There is no analog mixer to steer on a fixed post: digital gain with a limiter.
-    GainControl* agc = apm.gain_control();
-    if (c.gain_control) {
-        ec = first_error({agc->set_mode(GainControl::kAdaptiveDigital),
-                          agc->set_target_level_dbfs(3), agc->set_compression_gain_db(15),
-                          agc->enable_limiter(true)});
+    std::error_code ec = configure_echo(*apm.echo_cancellation(), c);
+    if (!ec) {
+        ec = configure_noise(*apm.noise_suppression(), c);
     }
     if (!ec) {
-        ec = first_error({agc->Enable(c.gain_control)});
+        ec = configure_gain(*apm.gain_control(), c);
     }
-    if (ec) {
-        return ec;
-    }
-
-    // Moderate likelihood: idling engines are not speech, a soft "hello" is.
-    VoiceDetection* vad = apm.voice_detection();
-    ec = first_error({vad->Enable(c.voice_detection)});
-    if (!ec && c.voice_detection) {
-        ec = first_error(
-            {vad->set_likelihood(VoiceDetection::kModerateLikelihood), vad->set_frame_size_ms(10)});
+    if (!ec) {
+        ec = configure_voice(*apm.voice_detection(), c);
     }
     return ec;
 }
@@ -170,7 +172,8 @@ Result<std::unique_ptr<VoiceProcessor>> VoiceProcessor::create(const VoiceProces
                      "delay_ms=" + std::to_string(c.delay_ms) + " (0..500)"};
     }
 
-    // The delay-agnostic search is a construction-time option of the library.
+    // Construction-time options: the delay-agnostic search when asked for, and the extended
+    // filter, which covers a longer echo tail (reflections inside the box) than the default.
     webrtc::Config options;
     options.Set<webrtc::DelayAgnostic>(new webrtc::DelayAgnostic(c.delay_agnostic));
     options.Set<webrtc::ExtendedFilter>(new webrtc::ExtendedFilter(true));

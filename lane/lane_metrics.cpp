@@ -30,7 +30,7 @@ LaneMetrics::LaneMetrics(MetricsRegistry& r, const Labels& l)
       erle_db(r.gauge("olympus_lane_echo_erle_db",
                       "Echo return loss enhancement of the canceller, dB (NaN: not measured)", l)),
       echo_delay_ms(r.gauge("olympus_lane_echo_delay_estimate_ms",
-                            "The canceller's delay estimate relative to delay_ms, ms", l)),
+                            "The canceller's own delay estimate, ms; shifts when delay_ms is off", l)),
       speech_probability(r.gauge("olympus_lane_speech_probability",
                                  "Speech probability of the last microphone frame", l)),
       voice(r.gauge("olympus_lane_voice_detected", "VAD decision of the last frame (0 or 1)", l)),

@@ -307,6 +307,34 @@ TEST(VoiceProcessor, PlayoutAndCaptureThreadsShareTheProcessor) {
     EXPECT_GE(processor->stats().far_end_frames, scene.far.size() / n - 2);
 }
 
+// The speaker runs at 48 kHz while the microphone is processed at 16 kHz: the far end is
+// analysed at its own rate and the echo is still removed.
+TEST(VoiceProcessor, CancelsEchoOfAFarEndAtAnotherRate) {
+    const Scene scene = make_scene(16000);
+    std::vector<float> far48 = agent_speech(48000);
+    far48.resize(scene.far.size() * 3, 0.0f);
+    VoiceProcessorConfig config = only_echo_cancellation(16000, true);
+    config.far_end_rate = 48000;
+    auto processor = VoiceProcessor::create(config).value();
+    ASSERT_EQ(processor->far_end_frame_size(), 480u);
+
+    const std::size_t n = processor->frame_size();
+    std::vector<float> out(scene.mic.size() / n * n);
+    for (std::size_t frame = 0; (frame + 1) * n <= out.size(); ++frame) {
+        EXPECT_EQ(processor->push_far_end(Span<const float>(far48.data() + frame * 480, 480)),
+                  480u);
+        std::copy(scene.mic.begin() + static_cast<long>(frame * n),
+                  scene.mic.begin() + static_cast<long>((frame + 1) * n),
+                  out.begin() + static_cast<long>(frame * n));
+        EXPECT_FALSE(processor->process_capture(Span<float>(out.data() + frame * n, n)));
+    }
+    const std::size_t converged = static_cast<std::size_t>(3 * scene.rate);
+    const double erle = 10.0 * std::log10(energy(scene.mic, converged, scene.near_start) /
+                                          energy(out, converged, scene.near_start));
+    std::printf("far48 mic16 erle=%.1f dB\n", erle);
+    EXPECT_GE(erle, 20.0);
+}
+
 // The configured device delay is 25 ms off (15 instead of 40): the canceller's own search
 // still finds the echo.
 TEST(VoiceProcessor, ToleratesAnInexactDeviceDelay) {
