@@ -394,6 +394,24 @@ LaneConfig load_lane_config(const std::string& path) {
     return parse_lane_config(text.str(), path);
 }
 
+audio::VoiceProcessorConfig voice_processor_config(const LaneConfig::AudioProcessing& settings,
+                                                   int sample_rate, int far_end_rate) {
+    audio::VoiceProcessorConfig config;
+    config.sample_rate = sample_rate;
+    config.far_end_rate = far_end_rate;
+    config.echo_cancellation = settings.aec;
+    config.echo_suppression = settings.echo_suppression == "low" ? audio::EchoSuppression::low
+                              : settings.echo_suppression == "high"
+                                  ? audio::EchoSuppression::high
+                                  : audio::EchoSuppression::moderate;
+    config.noise_suppression = settings.ns;
+    config.gain_control = settings.agc;
+    config.voice_detection = settings.vad;
+    config.delay_ms = settings.delay_ms;
+    config.delay_agnostic = settings.delay_agnostic;
+    return config;
+}
+
 const std::vector<LaneConfigKey>& lane_config_reference() {
     static const std::vector<LaneConfigKey> rows = [] {
         std::vector<LaneConfigKey> out;

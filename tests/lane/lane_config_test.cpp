@@ -174,6 +174,32 @@ TEST(LaneConfig, RefusesBrokenSyntaxAndMissingFile) {
     EXPECT_THROW(load_lane_config("/nonexistent/lane.json"), LaneConfigError);
 }
 
+// The audio_processing section becomes the processor's settings, switch by switch, and the
+// processor accepts them.
+TEST(LaneConfig, ConfiguresTheVoiceProcessor) {
+    json c = minimal();
+    c["audio_processing"] = {{"aec", true},
+                             {"echo_suppression", "high"},
+                             {"ns", false},
+                             {"agc", false},
+                             {"vad", true},
+                             {"delay_ms", 120},
+                             {"delay_agnostic", false}};
+    const LaneConfig lane = parse_lane_config(c.dump());
+    const audio::VoiceProcessorConfig vp = voice_processor_config(lane.audio_processing, 48000);
+    EXPECT_EQ(vp.sample_rate, 48000);
+    EXPECT_TRUE(vp.echo_cancellation);
+    EXPECT_EQ(vp.echo_suppression, audio::EchoSuppression::high);
+    EXPECT_FALSE(vp.noise_suppression);
+    EXPECT_FALSE(vp.gain_control);
+    EXPECT_TRUE(vp.voice_detection);
+    EXPECT_EQ(vp.delay_ms, 120);
+    EXPECT_FALSE(vp.delay_agnostic);
+    auto processor = audio::VoiceProcessor::create(vp);
+    ASSERT_TRUE(processor) << processor.error().what();
+    EXPECT_EQ(processor.value()->frame_size(), 480u);
+}
+
 // The generated reference lists every key with its rule, in the shape the README uses.
 TEST(LaneConfig, ReferenceTableCoversEveryKey) {
     const std::string table = lane_config_reference_markdown();

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "olympus/audio/voice_processor.hpp"
+
 namespace olympus::lane {
 
 struct LaneConfig {
@@ -83,6 +85,11 @@ LaneConfig parse_lane_config(std::string_view json_text, const std::string& sour
 
 /// Reads `path` and parses it as above; a missing or unreadable file is a LaneConfigError too.
 LaneConfig load_lane_config(const std::string& path);
+
+/// The capture-path processor settings of a validated configuration, for microphone frames at
+/// `sample_rate` and speaker frames at `far_end_rate` (0: the same).
+audio::VoiceProcessorConfig voice_processor_config(const LaneConfig::AudioProcessing& settings,
+                                                   int sample_rate, int far_end_rate = 0);
 
 /// One row of the configuration reference, as enforced by the validator.
 struct LaneConfigKey {
