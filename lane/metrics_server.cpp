@@ -77,6 +77,9 @@ std::error_code MetricsServer::start(const std::string& bind_address, std::uint1
             impl->on_http(std::move(hdl));
         });
         server.set_validate_handler([](websocketpp::connection_hdl) { return false; });
+        // A restarted agent must rebind while scrapes of its predecessor sit in TIME_WAIT; on
+        // Linux this still refuses a second listener on the same port.
+        server.set_reuse_addr(true);
         server.listen(asio::ip::tcp::endpoint(address, port), ec);
     }
     if (!ec) {

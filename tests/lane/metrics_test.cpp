@@ -168,6 +168,23 @@ TEST(MetricsServer, ReportsPortInUse) {
     EXPECT_EQ(get(first.port(), "/metrics").status, 200);
 }
 
+// An agent restarted right after being scraped binds its port again (the scrape's connection is
+// still in TIME_WAIT).
+TEST(MetricsServer, RebindsThePortAfterARestart) {
+    MetricsRegistry registry;
+    std::uint16_t port = 0;
+    {
+        MetricsServer first(registry);
+        ASSERT_FALSE(first.start("127.0.0.1", 0));
+        port = first.port();
+        EXPECT_EQ(get(port, "/metrics").status, 200);
+    }
+    MetricsServer second(registry);
+    const std::error_code ec = second.start("127.0.0.1", port);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(get(port, "/metrics").status, 200);
+}
+
 // Stopping closes the port: the next scrape is refused.
 TEST(MetricsServer, StopsServing) {
     MetricsRegistry registry;
