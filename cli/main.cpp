@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
     cli::add_token_command(app);
     cli::add_subscribe_command(app);
     cli::add_devices_command(app);
+    cli::add_replay_command(app);
+    cli::add_talk_command(app);
     cli::add_drive_thru_command(app);
 
     // A mistyped command deserves its own name in the error, not "a subcommand is required".

@@ -132,30 +132,30 @@ void EmulatedConnection::answer_ping(const nlohmann::json& message) {
                             : rfc3339(std::chrono::system_clock::now())}});
 }
 
-void EmulatedConnection::send(const nlohmann::json& message) {
+bool EmulatedConnection::may_send() {
     if (closed_ || closing_ || ctx_.silent) {
-        return;
+        return false;
     }
     if (unread_bytes() > kMaxUnreadBytes) {
         ctx_.stats.error("slow_consumer");
         close(1008, "peer is not reading");
-        return;
+        return false;
     }
-    ctx_.stats.sent(message.value("type", "?"));
-    enqueue({Clock::now() + ctx_.frame_delay, message.dump(), false, 0, {}});
+    return true;
+}
+
+void EmulatedConnection::send(const nlohmann::json& message) {
+    if (may_send()) {
+        ctx_.stats.sent(message.value("type", "?"));
+        enqueue({Clock::now() + ctx_.frame_delay, message.dump(), false, 0, {}});
+    }
 }
 
 void EmulatedConnection::send_binary(std::string bytes) {
-    if (closed_ || closing_ || ctx_.silent) {
-        return;
+    if (may_send()) {
+        ctx_.stats.sent("<binary>");
+        enqueue({Clock::now() + ctx_.frame_delay, std::move(bytes), true, 0, {}});
     }
-    if (unread_bytes() > kMaxUnreadBytes) {
-        ctx_.stats.error("slow_consumer");
-        close(1008, "peer is not reading");
-        return;
-    }
-    ctx_.stats.sent("<binary>");
-    enqueue({Clock::now() + ctx_.frame_delay, std::move(bytes), true, 0, {}});
 }
 
 void EmulatedConnection::send_error(const nlohmann::json& id, const std::string& code,

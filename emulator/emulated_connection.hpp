@@ -82,6 +82,9 @@ private:
         std::string close_reason;
     };
 
+    /// False when nothing may go out now: closing, silenced, or the peer stopped reading (which
+    /// also starts the close).
+    bool may_send();
     void enqueue(Outgoing out);
     void deliver(Outgoing& out);
     void flush_outbox();

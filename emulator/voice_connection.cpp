@@ -13,6 +13,7 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 constexpr std::size_t kMaxVoiceRecords = 10'000;
+constexpr std::size_t kSessionsWithAudio = 64;
 constexpr std::size_t kMaxAudioFiles = 64;
 constexpr std::size_t kMaxOpusPacket = 1275;
 constexpr int kMaxUtteranceSeconds = 30;
@@ -248,12 +249,18 @@ std::shared_ptr<VoiceSessionState> VoiceConnection::new_session(const VoiceForma
     record.frame_ms = format.frame_ms;
     state->started = state->last_speech = Clock::now();
 
-    // Old records go first, so the registry stays bounded.
+    // Old records go first, and only recent sessions keep their audio, so the registry stays
+    // bounded however many sessions come.
     ctx_.voice_sessions[record.session_id] = state;
     ctx_.voice_order.push_back(record.session_id);
     while (ctx_.voice_order.size() > kMaxVoiceRecords) {
         ctx_.voice_sessions.erase(ctx_.voice_order.front());
         ctx_.voice_order.pop_front();
+    }
+    if (ctx_.voice_order.size() > kSessionsWithAudio) {
+        auto& old =
+            ctx_.voice_sessions[ctx_.voice_order[ctx_.voice_order.size() - 1 - kSessionsWithAudio]];
+        std::vector<float>().swap(old->record.received_audio);
     }
     return state;
 }

@@ -44,6 +44,20 @@ public:
                 return "no access token available";
             case errc::closed_by_application:
                 return "closed by the application";
+            case errc::bad_audio_frame:
+                return "malformed audio frame from the server (concealed)";
+            case errc::unexpected_audio_format:
+                return "audio frame in a format the session did not announce (concealed)";
+            case errc::audio_fetch_failed:
+                return "could not fetch the reply's audio_url";
+            case errc::audio_fetch_tls:
+                return "TLS failure fetching the reply's audio_url";
+            case errc::audio_not_decodable:
+                return "the reply's audio_url is not audio";
+            case errc::session_refused:
+                return "the server refused start_session";
+            case errc::session_lost:
+                return "the voice session was lost";
         }
         return "unknown olympus error " + std::to_string(value);
     }

@@ -29,6 +29,15 @@ enum class errc {
     retries_exhausted,      ///< the reconnect policy gave up
     no_token,               ///< the token provider had no token to give
     closed_by_application,  ///< the application called close(); not an error as such
+
+    // Voice stream failures (protocol section 3).
+    bad_audio_frame = 200,   ///< a downlink audio frame that does not decode; concealed
+    unexpected_audio_format, ///< a downlink frame in another format than session_started said
+    audio_fetch_failed,      ///< an audio_url answered with an HTTP error or not at all
+    audio_fetch_tls,         ///< an audio_url's TLS handshake or certificate check failed
+    audio_not_decodable,     ///< an audio_url served bytes that are not audio
+    session_refused,         ///< the server answered start_session with an error
+    session_lost,            ///< the server ended the session, or it could not be resumed
 };
 
 /// The category of errc; its name is "olympus".

@@ -45,6 +45,8 @@ std::vector<float> record_beeps(int codec_rate, double seconds, StreamStats& sta
     DeviceStreamConfig config;
     config.device = "system";
     config.codec_rate = codec_rate;
+    // Over a second of room: a loaded CI machine may not schedule the reader for a while.
+    config.ring_samples = 65536;
     auto stream = CaptureStream::open(config);
     EXPECT_TRUE(stream) << stream.error().what();
     if (!stream) {
@@ -68,6 +70,8 @@ std::vector<float> record_beeps(int codec_rate, double seconds, StreamStats& sta
     (void)stream.value()->read_frame(frame, std::chrono::milliseconds(100));
     while (stream.value()->read(frame) > 0) {
     }
+    // Overflows while waiting for the metronome do not count; only those while recording.
+    const auto overflows_before = stream.value()->stats().ring_overflows;
     std::vector<float> recorded;
     const auto start = std::chrono::steady_clock::now();
     while (recorded.size() < static_cast<std::size_t>(seconds * codec_rate)) {
@@ -80,6 +84,7 @@ std::vector<float> record_beeps(int codec_rate, double seconds, StreamStats& sta
     }
     elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     stats = stream.value()->stats();
+    stats.ring_overflows -= overflows_before;
     EXPECT_FALSE(stream.value()->stop());
     return recorded;
 }

@@ -55,8 +55,9 @@ struct EmulatorOptions {
     std::chrono::milliseconds no_speech_timeout{30'000};  ///< session_ended "timeout"
     std::chrono::milliseconds max_session{600'000};       ///< session_ended "timeout"
     std::chrono::milliseconds resume_window{
-        30'000};                             ///< a dropped session can be resumed this long
-    std::size_t max_recorded_seconds = 600;  ///< received audio kept per session, for tests
+        30'000};  ///< a dropped session can be resumed this long
+    /// Received audio kept per session, for tests; only the 64 newest sessions keep theirs.
+    std::size_t max_recorded_seconds = 120;
 };
 
 /// How the voice stream delivers its replies.
@@ -78,7 +79,8 @@ struct VoiceSessionRecord {
     std::uint64_t bad_frames = 0;       ///< frames that did not decode or had the wrong size;
                                         ///< concealed in received_audio
     std::vector<float> received_audio;  ///< the frames decoded, mono at sample_rate (bounded
-                                        ///< by max_recorded_seconds)
+                                        ///< by max_recorded_seconds; emptied once 64 newer
+                                        ///< sessions exist)
     std::uint64_t utterances = 0;       ///< ends of speech detected
     std::uint64_t replies = 0;          ///< final_response messages sent (greeting excluded)
     std::uint64_t reply_frames_sent = 0;
