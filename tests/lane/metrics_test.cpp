@@ -2,7 +2,8 @@
 // way Prometheus would.
 #include <atomic>
 #include <cmath>
-#include <regex>
+#include <cstdlib>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -46,30 +47,95 @@ Scrape get(std::uint16_t port, const std::string& path) {
     return result;
 }
 
+bool name_char(char c, bool first) {
+    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+    return letter || (!first && c >= '0' && c <= '9');
+}
+
+// Reads a metric name at `at`; "" when there is none.
+std::string read_name(const std::string& line, std::size_t& at) {
+    const std::size_t start = at;
+    while (at < line.size() && name_char(line[at], at == start)) {
+        ++at;
+    }
+    return line.substr(start, at - start);
+}
+
+// Reads `{a="x",b="y\"z"}` at `at` (if present) and returns it verbatim; false if malformed.
+bool read_labels(const std::string& line, std::size_t& at, std::string& out) {
+    const std::size_t start = at;
+    if (at >= line.size() || line[at] != '{') {
+        return true;
+    }
+    ++at;
+    while (true) {
+        const std::string label = read_name(line, at);
+        if (label.empty() || label.find(':') != std::string::npos ||
+            line.compare(at, 2, "=\"") != 0) {
+            return false;
+        }
+        at += 2;
+        while (at < line.size() && line[at] != '"') {
+            at += line[at] == '\\' ? 2 : 1;
+        }
+        if (at + 1 >= line.size()) {
+            return false;
+        }
+        ++at;
+        if (line[at] == '}') {
+            ++at;
+            out = line.substr(start, at - start);
+            return true;
+        }
+        if (line[at++] != ',') {
+            return false;
+        }
+    }
+}
+
+bool read_value(const std::string& text, double& value) {
+    if (text == "NaN" || text == "+Inf" || text == "-Inf") {
+        value = text == "NaN" ? std::nan("") : text == "+Inf" ? HUGE_VAL : -HUGE_VAL;
+        return true;
+    }
+    char* end = nullptr;
+    value = std::strtod(text.c_str(), &end);
+    return !text.empty() && end == text.c_str() + text.size();
+}
+
 // A strict reading of the text format: every sample line belongs to a family announced by HELP
 // and TYPE; returns "name{labels}" -> value, and fails the test on any malformed line.
 std::map<std::string, double> parse_exposition(const std::string& text) {
-    static const std::regex help(R"(# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .*)");
-    static const std::regex type(R"(# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge))");
-    static const std::regex sample(
-        R"(([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")"
-        R"((?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*\})? (NaN|[+-]Inf|[-+0-9.eE]+))");
     std::map<std::string, double> values;
     std::string announced;
     std::istringstream lines(text);
     std::string line;
-    std::smatch m;
     while (std::getline(lines, line)) {
-        if (std::regex_match(line, m, help)) {
-            announced = m[1];
-        } else if (std::regex_match(line, m, type)) {
-            EXPECT_EQ(m[1], announced) << line;
-        } else if (std::regex_match(line, m, sample)) {
-            EXPECT_EQ(m[1], announced) << "sample outside its family: " << line;
-            values[m[1].str() + m[2].str()] = m[3] == "NaN" ? std::nan("") : std::stod(m[3]);
-        } else {
-            ADD_FAILURE() << "not exposition format: '" << line << "'";
+        std::size_t at = 0;
+        if (line.rfind("# HELP ", 0) == 0) {
+            at = 7;
+            announced = read_name(line, at);
+            EXPECT_TRUE(!announced.empty() && at < line.size() && line[at] == ' ') << line;
+            continue;
         }
+        if (line.rfind("# TYPE ", 0) == 0) {
+            at = 7;
+            EXPECT_EQ(read_name(line, at), announced) << line;
+            const std::string type = line.substr(at);
+            EXPECT_TRUE(type == " counter" || type == " gauge") << line;
+            continue;
+        }
+        const std::string name = read_name(line, at);
+        std::string labels;
+        double value = 0;
+        const bool ok = !name.empty() && read_labels(line, at, labels) && at < line.size() &&
+                        line[at] == ' ' && read_value(line.substr(at + 1), value);
+        if (!ok) {
+            ADD_FAILURE() << "not exposition format: '" << line << "'";
+            continue;
+        }
+        EXPECT_EQ(name, announced) << "sample outside its family: " << line;
+        values[name + labels] = value;
     }
     return values;
 }
