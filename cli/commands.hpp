@@ -23,5 +23,6 @@ void add_subscribe_command(CLI::App& app);
 void add_devices_command(CLI::App& app);
 void add_replay_command(CLI::App& app);
 void add_talk_command(CLI::App& app);
+void add_load_command(CLI::App& app);
 
 }  // namespace olympus::cli
