@@ -47,6 +47,7 @@ struct LoadFlags {
     bool insecure = false;
     bool emulator_decode = false;
     bool json = false;
+    std::string frames_out;
 };
 
 /// Descriptors one session needs: its socket, plus the server's when the emulator is embedded.
@@ -119,6 +120,21 @@ LoadAudio prepare_audio(const LoadFlags& flags) {
         load.pcm.shrink_to_fit();
     }
     return load;
+}
+
+/// The pre-encoded packets as <u16 little-endian length><bytes>..., for other load clients.
+void write_frames(const LoadAudio& load, const std::string& path) {
+    std::ofstream out(path, std::ios::binary);
+    for (const auto& packet : load.packets) {
+        auto size = static_cast<std::uint16_t>(packet.size());
+        char prefix[2] = {static_cast<char>(size & 0xff), static_cast<char>(size >> 8)};
+        out.write(prefix, 2);
+        out.write(packet.data(), static_cast<std::streamsize>(packet.size()));
+    }
+    if (!out) {
+        throw std::runtime_error("cannot write " + path);
+    }
+    std::printf("wrote %zu frames to %s\n", load.packets.size(), path.c_str());
 }
 
 double thread_cpu_seconds(IoThread& thread) {
@@ -252,6 +268,10 @@ void run_load(const LoadFlags& flags) {
     const bool embedded = flags.url.empty();
     check_fd_limit(flags.sessions, embedded);
     auto load_audio = prepare_audio(flags);
+    if (!flags.frames_out.empty()) {
+        write_frames(load_audio, flags.frames_out);
+        return;
+    }
 
     // The server: --url, or an emulator in this process that relays packets (no codec work)
     // unless --emulator-decode asks for the full decoding one.
@@ -295,6 +315,7 @@ void run_load(const LoadFlags& flags) {
         config.connection.logger = "load";
         config.connection.reconnect.max_attempts = 3;
         config.live_encode = flags.mode == "live";
+        config.idle = flags.mode == "idle";
         sessions.push_back(
             std::make_unique<LoadSession>(std::move(config), load_audio, tallies[i % threads]));
         sessions.back()->start();
@@ -375,8 +396,9 @@ void add_load_command(CLI::App& app) {
         ->required();
     cmd->add_option("--mode", flags->mode,
                     "pre-encoded: encode the file once; live: every session encodes each frame "
-                    "and plays replies through a jitter buffer")
-        ->check(CLI::IsMember({"pre-encoded", "live"}))
+                    "and plays replies through a jitter buffer; idle: sessions start and send "
+                    "nothing (memory of an idle link)")
+        ->check(CLI::IsMember({"pre-encoded", "live", "idle"}))
         ->capture_default_str();
     cmd->add_option("--complexity", flags->complexity, "Opus complexity 0..10")
         ->check(CLI::Range(0, 10))
@@ -391,6 +413,8 @@ void add_load_command(CLI::App& app) {
     cmd->add_flag("--emulator-decode", flags->emulator_decode,
                   "embedded emulator decodes every frame (default: it relays packets)");
     cmd->add_flag("--json", flags->json, "also print the figures as one LOAD_JSON line");
+    cmd->add_option("--frames-out", flags->frames_out,
+                    "only write the pre-encoded frames to this file (for bench/node) and exit");
     cmd->callback([flags] {
         try {
             install_interrupt_handler();

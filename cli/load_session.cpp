@@ -112,7 +112,7 @@ void LoadSession::on_started() {
     // A resume after a drop keeps the frame clock: frames due meanwhile count as dropped.
     ++tally_.sessions_started;
     active_.store(true, std::memory_order_release);
-    if (pacer_) {
+    if (pacer_ || config_.idle) {
         return;
     }
     pacer_ = std::make_unique<asio::steady_timer>(config_.connection.io_thread->context());

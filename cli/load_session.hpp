@@ -56,6 +56,7 @@ struct LoadSessionConfig {
     ConnectionOptions connection;  ///< url, token provider, TLS, the shared io_thread
     std::string location_id = "loc-demo";
     bool live_encode = false;      ///< encode each frame now, and decode replies
+    bool idle = false;             ///< start the session and send nothing
 };
 
 class LoadSession {
