@@ -254,10 +254,11 @@ void run_load(const LoadFlags& flags) {
         throw std::invalid_argument("--duration '" + flags.duration +
                                     "' is not a positive duration (e.g. 20s, 2m)");
     }
-    auto ramp = flags.ramp.empty()
-                    ? std::optional(std::min(std::chrono::milliseconds(5 * static_cast<long>(flags.sessions)),
-                                             std::chrono::milliseconds(5000)))
-                    : parse_duration(flags.ramp);
+    const bool embedded = flags.url.empty();
+    check_fd_limit(flags.sessions, embedded);
+    auto default_ramp = std::min({std::chrono::milliseconds(5 * static_cast<long>(flags.sessions)),
+                                  std::chrono::milliseconds(5000), *duration / 2});
+    auto ramp = flags.ramp.empty() ? std::optional(default_ramp) : parse_duration(flags.ramp);
     if (!ramp || *ramp >= *duration) {
         throw std::invalid_argument("--ramp '" + flags.ramp +
                                     "' must be a duration shorter than --duration");
@@ -265,8 +266,6 @@ void run_load(const LoadFlags& flags) {
     if (flags.file.empty()) {
         throw std::invalid_argument("--file is required (a speech recording to replay)");
     }
-    const bool embedded = flags.url.empty();
-    check_fd_limit(flags.sessions, embedded);
     auto load_audio = prepare_audio(flags);
     if (!flags.frames_out.empty()) {
         write_frames(load_audio, flags.frames_out);
