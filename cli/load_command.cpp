@@ -66,7 +66,8 @@ void check_fd_limit(std::size_t sessions, bool embedded) {
     if (limit.rlim_cur < needed) {
         throw std::invalid_argument(
             "--sessions " + std::to_string(sessions) + " needs about " + std::to_string(needed) +
-            " file descriptors" + (embedded ? " (two per session with the embedded emulator)" : "") +
+            " file descriptors" +
+            (embedded ? " (two per session with the embedded emulator)" : "") +
             " but the limit is " + std::to_string(limit.rlim_cur) + " (hard limit " +
             std::to_string(limit.rlim_max) +
             "); raise it with `ulimit -n <count>` (the hard limit with `ulimit -Hn` as root or "
@@ -177,14 +178,14 @@ struct Measurement {
     long rss_kib = 0, rss_idle_kib = 0, rss_peak_kib = 0;
 };
 
-void print_report(const LoadFlags& flags, const LoadTally& t, const Measurement& m,
-                  bool embedded, std::size_t threads) {
+void print_report(const LoadFlags& flags, const LoadTally& t, const Measurement& m, bool embedded,
+                  std::size_t threads) {
     auto session_seconds = std::max(1e-9, static_cast<double>(m.held) * m.window_s);
     auto client_ms = m.client_cpu_s * 1000 / session_seconds;
     auto process_ms = m.process_cpu_s * 1000 / session_seconds;
-    auto per_session_kib = m.held > 0 ? static_cast<double>(m.rss_kib - m.rss_idle_kib) /
-                                            static_cast<double>(m.held)
-                                      : 0.0;
+    auto per_session_kib =
+        m.held > 0 ? static_cast<double>(m.rss_kib - m.rss_idle_kib) / static_cast<double>(m.held)
+                   : 0.0;
     std::printf("load report: %zu sessions (%s, complexity %d), %zu io threads, %s\n",
                 flags.sessions, flags.mode.c_str(), flags.complexity, threads,
                 embedded ? "embedded emulator" : flags.url.c_str());
@@ -222,25 +223,32 @@ void print_report(const LoadFlags& flags, const LoadTally& t, const Measurement&
     if (!flags.json) {
         return;
     }
-    nlohmann::json j = {
-        {"sessions", flags.sessions}, {"held", m.held}, {"mode", flags.mode},
-        {"threads", threads}, {"window_s", m.window_s},
-        {"frames_sent", t.frames_sent}, {"frames_late", t.frames_late},
-        {"frames_dropped", t.frames_dropped}, {"sessions_lost", t.sessions_lost},
-        {"send_p50_us", t.send_latency.quantile_us(0.5)},
-        {"send_p99_us", t.send_latency.quantile_us(0.99)},
-        {"send_max_us", t.send_latency.max_us()},
-        {"ttfa_count", t.reply_first_audio.count()},
-        {"ttfa_p50_ms", t.reply_first_audio.quantile_us(0.5) / 1000},
-        {"ttfa_p99_ms", t.reply_first_audio.quantile_us(0.99) / 1000},
-        {"playout_count", t.receive_to_playout.count()},
-        {"playout_p50_ms", t.receive_to_playout.quantile_us(0.5) / 1000},
-        {"playout_p99_ms", t.receive_to_playout.quantile_us(0.99) / 1000},
-        {"playout_max_ms", t.receive_to_playout.max_us() / 1000},
-        {"reply_frames", t.reply_frames}, {"client_cpu_s", m.client_cpu_s},
-        {"process_cpu_s", m.process_cpu_s}, {"client_cpu_ms_per_session_s", client_ms},
-        {"rss_kib", m.rss_kib}, {"rss_idle_kib", m.rss_idle_kib},
-        {"rss_per_session_kib", per_session_kib}};
+    nlohmann::json j = {{"sessions", flags.sessions},
+                        {"held", m.held},
+                        {"mode", flags.mode},
+                        {"threads", threads},
+                        {"window_s", m.window_s},
+                        {"frames_sent", t.frames_sent},
+                        {"frames_late", t.frames_late},
+                        {"frames_dropped", t.frames_dropped},
+                        {"sessions_lost", t.sessions_lost},
+                        {"send_p50_us", t.send_latency.quantile_us(0.5)},
+                        {"send_p99_us", t.send_latency.quantile_us(0.99)},
+                        {"send_max_us", t.send_latency.max_us()},
+                        {"ttfa_count", t.reply_first_audio.count()},
+                        {"ttfa_p50_ms", t.reply_first_audio.quantile_us(0.5) / 1000},
+                        {"ttfa_p99_ms", t.reply_first_audio.quantile_us(0.99) / 1000},
+                        {"playout_count", t.receive_to_playout.count()},
+                        {"playout_p50_ms", t.receive_to_playout.quantile_us(0.5) / 1000},
+                        {"playout_p99_ms", t.receive_to_playout.quantile_us(0.99) / 1000},
+                        {"playout_max_ms", t.receive_to_playout.max_us() / 1000},
+                        {"reply_frames", t.reply_frames},
+                        {"client_cpu_s", m.client_cpu_s},
+                        {"process_cpu_s", m.process_cpu_s},
+                        {"client_cpu_ms_per_session_s", client_ms},
+                        {"rss_kib", m.rss_kib},
+                        {"rss_idle_kib", m.rss_idle_kib},
+                        {"rss_per_session_kib", per_session_kib}};
     std::printf("LOAD_JSON %s\n", j.dump().c_str());
 }
 
@@ -323,8 +331,8 @@ void run_load(const LoadFlags& flags) {
 
     // The measuring window opens once every session is active (or a grace period passed).
     auto count_active = [&] {
-        return static_cast<std::size_t>(std::count_if(
-            sessions.begin(), sessions.end(), [](const auto& s) { return s->active(); }));
+        return static_cast<std::size_t>(std::count_if(sessions.begin(), sessions.end(),
+                                                      [](const auto& s) { return s->active(); }));
     };
     while (count_active() < sessions.size() && Clock::now() < run_end && !interrupted()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -32,31 +32,31 @@ namespace olympus::cli {
 struct LoadAudio {
     int sample_rate = 48000;
     int frame_ms = 20;
-    std::vector<std::string> packets;       ///< pre-encoded Opus, one per frame
-    std::vector<std::vector<float>> pcm;    ///< the same frames as samples, for live encoding
-    audio::EncoderConfig encoder;           ///< how packets were made and live mode encodes
+    std::vector<std::string> packets;     ///< pre-encoded Opus, one per frame
+    std::vector<std::vector<float>> pcm;  ///< the same frames as samples, for live encoding
+    audio::EncoderConfig encoder;         ///< how packets were made and live mode encodes
 };
 
 /// What the sessions of one io thread measured. io thread only while running; read after.
 struct LoadTally {
-    LatencyHistogram send_latency;         ///< due time to handed to the socket, per frame
-    LatencyHistogram reply_first_audio;    ///< final_transcript to first reply frame
-    LatencyHistogram receive_to_playout;   ///< live mode: arrival to the pull that decodes it
+    LatencyHistogram send_latency;        ///< due time to handed to the socket, per frame
+    LatencyHistogram reply_first_audio;   ///< final_transcript to first reply frame
+    LatencyHistogram receive_to_playout;  ///< live mode: arrival to the pull that decodes it
     std::uint64_t frames_sent = 0;
-    std::uint64_t frames_late = 0;         ///< sent more than one frame period after due
-    std::uint64_t frames_dropped = 0;      ///< due while the link was down: never sent
+    std::uint64_t frames_late = 0;     ///< sent more than one frame period after due
+    std::uint64_t frames_dropped = 0;  ///< due while the link was down: never sent
     std::uint64_t reply_frames = 0;
     std::uint64_t replies = 0;
     std::uint64_t encode_errors = 0;
     std::uint64_t sessions_started = 0;
-    std::uint64_t sessions_lost = 0;       ///< went down after session_started
+    std::uint64_t sessions_lost = 0;  ///< went down after session_started
 };
 
 struct LoadSessionConfig {
     ConnectionOptions connection;  ///< url, token provider, TLS, the shared io_thread
     std::string location_id = "loc-demo";
-    bool live_encode = false;      ///< encode each frame now, and decode replies
-    bool idle = false;             ///< start the session and send nothing
+    bool live_encode = false;  ///< encode each frame now, and decode replies
+    bool idle = false;         ///< start the session and send nothing
 };
 
 class LoadSession {
@@ -98,10 +98,10 @@ private:
     std::uint64_t next_frame_ = 0;
     bool finished_ = false;
     std::optional<Clock::time_point> transcript_at_;  // waiting for its reply's first frame
-    std::optional<audio::OpusEncoder> encoder_;        // live mode
-    std::unique_ptr<audio::JitterBuffer> jitter_;      // live mode
-    std::vector<float> playout_frame_;                 // live mode
-    std::array<Clock::time_point, 32> arrivals_{};     // live mode: of frames not yet played
+    std::optional<audio::OpusEncoder> encoder_;       // live mode
+    std::unique_ptr<audio::JitterBuffer> jitter_;     // live mode
+    std::vector<float> playout_frame_;                // live mode
+    std::array<Clock::time_point, 32> arrivals_{};    // live mode: of frames not yet played
     std::size_t arrivals_head_ = 0, arrivals_size_ = 0;
     std::uint64_t decoded_seen_ = 0;
     std::uint32_t reply_sequence_ = 0;

@@ -2,7 +2,6 @@
 // and 50 sessions against the embedded emulator for 20 s end by themselves with a report in
 // which every session was held and frames flowed both ways.
 #include <gtest/gtest.h>
-
 #include <nlohmann/json.hpp>
 
 #include "cli_process.hpp"
