@@ -452,9 +452,8 @@ void VoiceConnection::utterance_ended() {
         s.utterance.end() - static_cast<std::ptrdiff_t>(std::min(trailing, s.utterance.size())));
     std::vector<std::string> said_packets(
         s.utterance_packets.begin(),
-        s.utterance_packets.end() -
-            static_cast<std::ptrdiff_t>(
-                std::min<std::size_t>(s.silence_frames, s.utterance_packets.size())));
+        s.utterance_packets.end() - static_cast<std::ptrdiff_t>(std::min<std::size_t>(
+                                        s.silence_frames, s.utterance_packets.size())));
     auto seconds = format_seconds(said.size() + said_packets.size() * s.format.frame_samples(),
                                   s.format.sample_rate);
     auto utterance_id = record.session_id + "-u" + std::to_string(record.utterances);
