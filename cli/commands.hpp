@@ -24,5 +24,6 @@ void add_devices_command(CLI::App& app);
 void add_replay_command(CLI::App& app);
 void add_talk_command(CLI::App& app);
 void add_drive_thru_command(CLI::App& app);
+void add_load_command(CLI::App& app);
 
 }  // namespace olympus::cli

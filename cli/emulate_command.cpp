@@ -34,11 +34,14 @@ struct EmulateFlags {
     double event_rate = 1.0;
     std::size_t replay_events = 0;
     bool stats_json = false;
+    std::size_t max_connections_per_user = 10;
+    bool relay = false;
+    std::string greeting = "1200ms";
 };
 
 std::chrono::milliseconds duration_flag(const std::string& name, const std::string& value) {
     auto parsed = parse_duration(value);
-    if (!parsed || (parsed->count() == 0 && name != "--duration")) {
+    if (!parsed || (parsed->count() == 0 && name != "--duration" && name != "--greeting")) {
         throw CLI::ValidationError(name, "'" + value + "' is not a duration (e.g. 250ms, 30s, 5m)");
     }
     return *parsed;
@@ -58,6 +61,12 @@ emulator::EmulatorOptions to_options(const EmulateFlags& flags) {
     options.idle_timeout = duration_flag("--idle-timeout", flags.idle_timeout);
     options.events_per_second = flags.event_rate;
     options.replay_recent_events = flags.replay_events;
+    options.max_connections_per_user = flags.max_connections_per_user;
+    options.decode_audio = !flags.relay;
+    options.greeting_duration = duration_flag("--greeting", flags.greeting);
+    if (flags.relay) {
+        options.max_recorded_seconds = 0;  // nothing is decoded, so nothing is recorded
+    }
     return options;
 }
 
@@ -143,6 +152,14 @@ void add_emulate_command(CLI::App& app) {
     cmd->add_option("--duration", flags->duration,
                     "Stop after this long (e.g. 30s); default: run until Ctrl-C");
     cmd->add_flag("--stats-json", flags->stats_json, "Print the final stats as one JSON line");
+    cmd->add_option("--max-connections-per-user", flags->max_connections_per_user,
+                    "Open connections one user may hold (raise it for load tests)")
+        ->capture_default_str();
+    cmd->add_flag("--relay", flags->relay,
+                  "Voice load mode: judge speech by Opus packet size and echo the packets back "
+                  "without decoding or encoding");
+    cmd->add_option("--greeting", flags->greeting, "Synthetic greeting length (0s: none)")
+        ->capture_default_str();
     cmd->callback([flags] { cmd_guard([&] { run_emulator(*flags); }); });
 }
 

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
     cli::add_replay_command(app);
     cli::add_talk_command(app);
     cli::add_drive_thru_command(app);
+    cli::add_load_command(app);
 
     // A mistyped command deserves its own name in the error, not "a subcommand is required".
     if (argc > 1 && argv[1][0] != '-' && !has_command(app, argv[1])) {

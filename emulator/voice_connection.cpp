@@ -341,9 +341,15 @@ void VoiceConnection::on_binary(const std::string& bytes) {
         return;
     }
 
-    // Every frame is recorded as heard: decoded, or concealed when it is bad.
+    // Relay mode judges speech by packet size and keeps the packets: no codec work at all.
     auto& record = session_->record;
     ++record.frames_received;
+    if (relaying()) {
+        detect_speech(bytes.size() >= ctx_.options.speech_packet_bytes, {}, bytes);
+        return;
+    }
+
+    // Every frame is recorded as heard: decoded, or concealed when it is bad.
     std::vector<float> pcm;
     if (!decode(bytes, pcm)) {
         ++record.bad_frames;
@@ -354,7 +360,7 @@ void VoiceConnection::on_binary(const std::string& bytes) {
     record.received_audio.insert(
         record.received_audio.end(), pcm.begin(),
         pcm.begin() + static_cast<std::ptrdiff_t>(std::min(room, pcm.size())));
-    detect_speech(pcm);
+    detect_speech(frame_dbfs(pcm) > ctx_.options.speech_threshold_dbfs, pcm, bytes);
 }
 
 bool VoiceConnection::decode(const std::string& bytes, std::vector<float>& pcm) {
@@ -389,10 +395,11 @@ bool VoiceConnection::decode(const std::string& bytes, std::vector<float>& pcm) 
     return true;
 }
 
-void VoiceConnection::detect_speech(const std::vector<float>& pcm) {
+void VoiceConnection::detect_speech(bool speech, const std::vector<float>& pcm,
+                                    const std::string& packet) {
     auto& s = *session_;
     const int frame_ms = s.format.frame_ms;
-    bool speech = frame_dbfs(pcm) > ctx_.options.speech_threshold_dbfs;
+    const bool relay = relaying();
     s.run_of_speech = speech ? s.run_of_speech + 1 : 0;
 
     // Talking over a reply interrupts it.
@@ -409,19 +416,28 @@ void VoiceConnection::detect_speech(const std::vector<float>& pcm) {
             s.in_speech = true;
             s.speech_frames = 0;
             s.utterance.clear();
+            s.utterance_packets.clear();
         }
         ++s.speech_frames;
         s.silence_frames = 0;
         if (s.speech_frames % frames_in(std::chrono::milliseconds(500), frame_ms) == 0) {
             send({{"type", "partial_transcript"},
                   {"text", "(speaking, " +
-                               format_seconds(s.utterance.size(), s.format.sample_rate) + " s)"}});
+                               format_seconds(s.utterance.size() + s.utterance_packets.size() *
+                                                                       s.format.frame_samples(),
+                                              s.format.sample_rate) +
+                               " s)"}});
         }
     } else if (s.in_speech) {
         ++s.silence_frames;
     }
-    if (s.in_speech && s.utterance.size() <
-                           static_cast<std::size_t>(kMaxUtteranceSeconds * s.format.sample_rate)) {
+    const auto max_frames =
+        static_cast<std::size_t>(kMaxUtteranceSeconds * 1000 / s.format.frame_ms);
+    if (s.in_speech && relay && s.utterance_packets.size() < max_frames) {
+        s.utterance_packets.push_back(packet);
+    } else if (s.in_speech && !relay &&
+               s.utterance.size() <
+                   static_cast<std::size_t>(kMaxUtteranceSeconds * s.format.sample_rate)) {
         s.utterance.insert(s.utterance.end(), pcm.begin(), pcm.end());
     }
     if (s.in_speech && s.silence_frames >= frames_in(ctx_.options.utterance_silence, frame_ms)) {
@@ -442,7 +458,12 @@ void VoiceConnection::utterance_ended() {
     std::vector<float> said(
         s.utterance.begin(),
         s.utterance.end() - static_cast<std::ptrdiff_t>(std::min(trailing, s.utterance.size())));
-    auto seconds = format_seconds(said.size(), s.format.sample_rate);
+    std::vector<std::string> said_packets(
+        s.utterance_packets.begin(),
+        s.utterance_packets.end() - static_cast<std::ptrdiff_t>(std::min<std::size_t>(
+                                        s.silence_frames, s.utterance_packets.size())));
+    auto seconds = format_seconds(said.size() + said_packets.size() * s.format.frame_samples(),
+                                  s.format.sample_rate);
     auto utterance_id = record.session_id + "-u" + std::to_string(record.utterances);
     send({{"type", "final_transcript"},
           {"text",
@@ -455,9 +476,13 @@ void VoiceConnection::utterance_ended() {
     nlohmann::json response = {{"type", "final_response"},
                                {"text", "I heard " + seconds + " seconds. Anything else?"},
                                {"response_id", response_id}};
-    if (ctx_.reply_mode == ReplyMode::stream) {
+    if (ctx_.reply_mode == ReplyMode::stream || relaying()) {
         send(response);
-        start_reply(std::move(said), response_id);
+        if (relaying()) {
+            start_relayed_reply(std::move(said_packets), response_id);
+        } else {
+            start_reply(std::move(said), response_id);
+        }
         return;
     }
     response["audio_url"] = base_url_ + "/audio/" + response_id + ".wav";
@@ -484,8 +509,38 @@ void VoiceConnection::start_reply(std::vector<float> audio, const std::string& r
     send_reply_frame();
 }
 
+void VoiceConnection::start_relayed_reply(std::vector<std::string> packets,
+                                          const std::string& response_id) {
+    stop_reply();
+    replying_ = true;
+    reply_packets_ = std::move(packets);
+    reply_pos_ = 0;
+    reply_id_ = response_id;
+    reply_next_ = Clock::now();
+    send_reply_frame();
+}
+
 void VoiceConnection::send_reply_frame() {
     if (!replying_ || !session_) {
+        return;
+    }
+
+    // Relay mode: the packets go back as received, at the same pace.
+    if (!reply_packets_.empty()) {
+        if (reply_pos_ < reply_packets_.size()) {
+            send_binary(reply_packets_[reply_pos_++]);
+            ++session_->record.reply_frames_sent;
+            reply_next_ += std::chrono::milliseconds(session_->format.frame_ms);
+            arm(reply_timer_, reply_next_ - Clock::now(), [this] { send_reply_frame(); });
+            return;
+        }
+        auto duration_ms =
+            static_cast<std::int64_t>(reply_packets_.size()) * session_->format.frame_ms;
+        send({{"type", "response_audio_done"},
+              {"response_id", reply_id_},
+              {"duration_ms", duration_ms}});
+        replying_ = false;
+        reply_packets_.clear();
         return;
     }
 
@@ -523,6 +578,7 @@ void VoiceConnection::stop_reply() {
     replying_ = false;
     reply_timer_.cancel();
     reply_audio_.clear();
+    reply_packets_.clear();
 }
 
 std::string VoiceConnection::encode(const float* pcm, int samples) {

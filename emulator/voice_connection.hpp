@@ -48,6 +48,7 @@ struct VoiceSessionState {
     int silence_frames = 0;  ///< consecutive quiet frames since the last speech
     int run_of_speech = 0;   ///< consecutive speech frames, for barge-in
     std::vector<float> utterance;
+    std::vector<std::string> utterance_packets;  ///< relay mode (decode_audio off): as received
     std::uint64_t next_response = 0;
 };
 
@@ -76,11 +77,13 @@ private:
 
     // Audio in.
     bool decode(const std::string& bytes, std::vector<float>& pcm);
-    void detect_speech(const std::vector<float>& pcm);
+    void detect_speech(bool speech, const std::vector<float>& pcm, const std::string& packet);
+    bool relaying() const { return !ctx_.options.decode_audio && session_->format.opus; }
     void utterance_ended();
 
     // Audio out.
     void start_reply(std::vector<float> audio, const std::string& response_id);
+    void start_relayed_reply(std::vector<std::string> packets, const std::string& response_id);
     void send_reply_frame();
     void stop_reply();
     std::string encode(const float* pcm, int samples);
@@ -92,6 +95,7 @@ private:
     // The reply being streamed.
     bool replying_ = false;
     std::vector<float> reply_audio_;
+    std::vector<std::string> reply_packets_;  // relay mode: sent as they are, not re-encoded
     std::size_t reply_pos_ = 0;
     std::string reply_id_;
     Clock::time_point reply_next_;

@@ -1,11 +1,13 @@
 // The transport core; see connection.hpp. Everything below Impl's public entry points runs on
-// the io thread, which Impl owns; other threads only post to it.
+// the io thread, which Impl owns or shares with other Connections (ConnectionOptions::io_thread);
+// other threads only post to it.
 #include "olympus/connection.hpp"
 
 #include <atomic>
 #include <condition_variable>
 #include <ctime>
 #include <fstream>
+#include <future>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -17,6 +19,7 @@
 #include <asio/steady_timer.hpp>
 
 #include "olympus/error.hpp"
+#include "olympus/io_thread.hpp"
 #include "olympus/log.hpp"
 
 #include "ws_transport.hpp"
@@ -164,6 +167,9 @@ public:
         : options_(std::move(options)),
           hooks_(std::move(hooks)),
           logger_(log::get(options_.logger)),
+          shared_thread_(options_.io_thread),
+          own_io_(shared_thread_ ? nullptr : std::make_unique<asio::io_context>()),
+          io_(shared_thread_ ? shared_thread_->context() : *own_io_),
           work_(asio::make_work_guard(io_)),
           connect_deadline_(io_),
           auth_deadline_(io_),
@@ -178,6 +184,10 @@ public:
 
     // Any thread: the thread is started separately so that shared_from_this() works.
     void launch() {
+        if (shared_thread_) {
+            io_thread_id_ = shared_thread_->id();
+            return;
+        }
         thread_ = std::thread([this] {
             // `this` is safe: the owner joins this thread before Impl can be destroyed.
             io_.run();
@@ -190,6 +200,10 @@ public:
 
     // Owner's thread: a graceful close, then the thread ends once nothing is pending.
     void shutdown() {
+        if (shared_thread_) {
+            shutdown_shared();
+            return;
+        }
         post([this] { stop(make_error_code(errc::closed_by_application)); });
         work_.reset();
         std::unique_lock lock(finish_mutex_);
@@ -202,10 +216,34 @@ public:
         }
     }
 
+    // Owner's thread, shared io thread: stop and fall silent on the io thread, then leave the
+    // Impl to the IoThread until the close handshake and any cancelled operation are done
+    // with it. The owner may be gone once this returns, so no hook runs after it.
+    void shutdown_shared() {
+        auto silence = [](Impl& self) {
+            self.stop(make_error_code(errc::closed_by_application));
+            self.detached_ = true;
+        };
+        if (shared_thread_->on_thread()) {
+            silence(*this);
+        } else {
+            auto done = std::make_shared<std::promise<void>>();
+            auto finished = done->get_future();
+            asio::post(io_, [self = shared_from_this(), done, silence] {
+                silence(*self);
+                done->set_value();
+            });
+            finished.wait_for(std::chrono::seconds(3));  // a stopped IoThread is a misuse
+        }
+        work_.reset();
+        auto linger = options_.connect_timeout + std::chrono::seconds(2);
+        shared_thread_->retire(shared_from_this(), static_cast<long>(linger.count()));
+    }
+
     // Any thread.
     void post(std::function<void()> task) {
         asio::post(io_, [weak = weak_from_this(), task = std::move(task)] {
-            if (auto self = weak.lock()) {
+            if (auto self = weak.lock(); self && !self->detached_) {
                 task();
             }
         });
@@ -617,19 +655,19 @@ public:
         std::weak_ptr<Impl> weak = weak_from_this();
         detail::TransportEvents events;
         events.on_open = [weak] {
-            if (auto self = weak.lock())
+            if (auto self = weak.lock(); self && !self->detached_)
                 self->on_open();
         };
         events.on_fail = [weak](std::error_code ec, int status) {
-            if (auto self = weak.lock())
+            if (auto self = weak.lock(); self && !self->detached_)
                 self->on_fail(ec, status);
         };
         events.on_close = [weak](int code, std::error_code ec) {
-            if (auto self = weak.lock())
+            if (auto self = weak.lock(); self && !self->detached_)
                 self->on_close(code, ec);
         };
         events.on_message = [weak](bool binary, std::string payload) {
-            if (auto self = weak.lock())
+            if (auto self = weak.lock(); self && !self->detached_)
                 self->on_message(binary, std::move(payload));
         };
         return events;
@@ -647,7 +685,11 @@ public:
     const std::shared_ptr<spdlog::logger> logger_;
 
     // The io machinery; io_ is declared first so that it outlives the transport and timers.
-    asio::io_context io_;
+    // With a shared io thread, io_ is the IoThread's, and the Impl outlives its Connection
+    // (IoThread::retire) until the io thread is done with it.
+    std::shared_ptr<IoThread> shared_thread_;
+    std::unique_ptr<asio::io_context> own_io_;
+    asio::io_context& io_;
     asio::executor_work_guard<asio::io_context::executor_type> work_;
     std::thread thread_;
     std::atomic<std::thread::id> io_thread_id_{};
@@ -681,6 +723,7 @@ public:
     std::string token_;          // the token of the current link
     std::string pending_token_;  // the replacement for a rejected token
     bool stopped_ = false;
+    bool detached_ = false;  // the Connection is gone: no more hooks or owner tasks
     bool ever_connected_ = false;
     bool reauth_pending_ = false;  // an auth frame went out on the open link
     Clock::time_point last_rx_{};

@@ -1,7 +1,8 @@
 // The transport core shared by the gateway client and the voice stream: one WebSocket link that
 // authenticates, keeps itself alive with heartbeats, detects a dead peer and reconnects with
-// backoff. It owns one io thread; public methods may be called from any thread unless marked
-// "io thread only", and every hook and observer runs on the io thread.
+// backoff. It owns one io thread, or shares one (ConnectionOptions::io_thread); public methods
+// may be called from any thread unless marked "io thread only", and every hook and observer
+// runs on the io thread.
 #pragma once
 
 #include <chrono>
@@ -16,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "olympus/io_thread.hpp"
 #include "olympus/reconnect_policy.hpp"
 #include "olympus/token_provider.hpp"
 
@@ -77,6 +79,10 @@ struct ConnectionOptions {
     std::size_t inbound_hard_limit = 4 * 65'536;
     std::string user_agent = "olympus-voice/0.1";
     std::string logger = "client";  ///< name of the log::get() logger to use
+    /// Null (default): the Connection starts and joins an io thread of its own. Set: it runs
+    /// on this shared thread instead, and its hooks share the thread with every other
+    /// Connection on it. The IoThread must outlive the Connection.
+    std::shared_ptr<IoThread> io_thread;
 
     /// Throws std::invalid_argument with a readable message on a bad URL, a missing token
     /// provider, a negative or zero interval, or an unreadable CA file.
@@ -132,7 +138,8 @@ public:
         std::function<void(std::uint32_t attempt, std::chrono::milliseconds delay)>;
     using TimerId = std::uint64_t;
 
-    /// Validates `options` (throws std::invalid_argument) and starts the io thread; the link
+    /// Validates `options` (throws std::invalid_argument) and starts the io thread (unless
+    /// options.io_thread is shared); the link
     /// stays down until start().
     Connection(ConnectionOptions options, Hooks hooks);
     /// Closes the link like close() and joins the io thread.

@@ -58,6 +58,13 @@ struct EmulatorOptions {
         30'000};  ///< a dropped session can be resumed this long
     /// Received audio kept per session, for tests; only the 64 newest sessions keep theirs.
     std::size_t max_recorded_seconds = 120;
+    /// Off: relay mode for load tests. Opus frames are counted but neither decoded nor
+    /// recorded; a packet of at least speech_packet_bytes counts as speech, and a reply sends
+    /// the utterance's own packets back unchanged. The emulator then spends no codec time.
+    bool decode_audio = true;
+    /// Relay mode: smaller packets count as silence. Tuned for Opus at 24 kb/s, where a frame
+    /// of silence takes about 26 bytes and one of speech 50 to 80.
+    std::size_t speech_packet_bytes = 40;
 };
 
 /// How the voice stream delivers its replies.
