@@ -15,6 +15,18 @@ function(olympus_configure_target target)
     endif()
 endfunction()
 
+# Fuzzing: clang only; every target gets coverage instrumentation for libFuzzer, and ASan with
+# UBSan unless another sanitizer was asked for.
+if(OLYMPUS_BUILD_FUZZERS)
+    if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+        message(FATAL_ERROR "OLYMPUS_BUILD_FUZZERS needs clang: CC=clang CXX=clang++ cmake ...")
+    endif()
+    if(NOT OLYMPUS_SANITIZE)
+        set(OLYMPUS_SANITIZE "address,undefined")
+    endif()
+    add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
 # Sanitizers must also be on the link line of everything that links a sanitized library.
 if(OLYMPUS_SANITIZE)
     add_link_options(-fsanitize=${OLYMPUS_SANITIZE})

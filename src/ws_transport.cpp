@@ -325,9 +325,21 @@ void Transport<TlsConfig>::configure_tls(const TransportRequest& request,
     });
 }
 
+TransportFactory& installed_factory() {
+    static TransportFactory factory;
+    return factory;
+}
+
 }  // namespace
 
+void set_transport_factory(TransportFactory factory) {
+    installed_factory() = std::move(factory);
+}
+
 std::unique_ptr<WsTransport> make_ws_transport(asio::io_context& io, bool secure) {
+    if (const auto& factory = installed_factory()) {
+        return factory(io, secure);
+    }
     if (secure) {
         return std::make_unique<Transport<TlsConfig>>(io);
     }
