@@ -2,6 +2,11 @@
 // the voice stream (`/stream`), driven in-process through a Transport that records nothing.
 // Input: one selector byte ('g'/'v': authenticate first; 'G'/'V': do not), then frames
 // (frame_records.hpp). Single thread: the fuzzer runs the io_context itself.
+#include <memory>
+#include <string>
+
+// A standard header first: Asio picks its aligned allocator from libstdc++'s configuration,
+// and must see the same choice in every translation unit.
 #include <asio/io_context.hpp>
 
 #include "olympus/emulator/emulator.hpp"

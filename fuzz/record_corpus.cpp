@@ -163,7 +163,8 @@ int main(int argc, char** argv) {
         olympus::test::eventually([&] { return client.stats().events_delivered >= 60; });
     }
 
-    // Connection 3: a rejected token.
+    // Next: a rejected token.
+    const auto gateway_links = proxy.stats().accepted;
     {
         olympus::ClientOptions copts;
         copts.connection.url = proxy.ws_url("/v1");
@@ -174,8 +175,9 @@ int main(int argc, char** argv) {
             [&] { return client.state() == olympus::ConnectionState::disconnected; });
     }
 
-    // Connection 4: a voice session: start, 1 s of a tone then silence (one utterance), the
-    // streamed reply, a barge-in and the end.
+    // Last: a voice session: start, 1 s of a tone then silence (one utterance), the streamed
+    // reply, a barge-in and the end.
+    const auto voice_link = proxy.stats().accepted + 1;
     {
         olympus::test::WsTestClient voice;
         if (!voice.connect(proxy.ws_url("/stream"))) {
@@ -218,17 +220,19 @@ int main(int argc, char** argv) {
     }
 
     // Corpora: what the client and the emulator each received, per connection.
-    for (std::uint64_t c = 1; c <= 4; ++c) {
-        auto name = "conn" + std::to_string(c);
+    for (std::uint64_t c = 1; c <= voice_link; ++c) {
+        auto name = (c == voice_link ? "voice" : c > gateway_links ? "rejected" : "gateway") +
+                    std::to_string(c);
         write_records(out / "client_inbound", name, 0, rec.frames(c, false), 40);
-        write_records(out / "emulator_inbound", name, c == 4 ? 'v' : 'g', rec.frames(c, true), 40);
+        write_records(out / "emulator_inbound", name, c == voice_link ? 'v' : 'g',
+                      rec.frames(c, true), 40);
     }
 
     // Opus packets the emulator streamed (greeting and reply), 20 ms apart, in the
     // [seq delta][ms delta][len][packet] records of opus_jitter_fuzz; 50 per file.
     std::vector<std::string> files(1);
     std::size_t count = 0;
-    for (const auto& f : rec.frames(4, false)) {
+    for (const auto& f : rec.frames(voice_link, false)) {
         if (!f.binary || f.payload.size() > 255) {
             continue;
         }
