@@ -88,9 +88,11 @@ bool read_unix(const nlohmann::json& value, std::chrono::system_clock::time_poin
     if (!value.is_number_integer()) {
         return false;
     }
-    if (value.is_number_unsigned() ? value.get<std::uint64_t>() > kMaxUnixSeconds
-                                   : value.get<std::int64_t>() < 0 ||
-                                         value.get<std::int64_t>() > kMaxUnixSeconds) {
+    if (value.is_number_unsigned()) {
+        if (value.get<std::uint64_t>() > static_cast<std::uint64_t>(kMaxUnixSeconds)) {
+            return false;
+        }
+    } else if (value.get<std::int64_t>() < 0 || value.get<std::int64_t>() > kMaxUnixSeconds) {
         return false;
     }
     out = from_unix(value.get<std::int64_t>());

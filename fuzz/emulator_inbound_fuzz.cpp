@@ -37,8 +37,8 @@ const JwtKey& key() {
 }
 
 const std::string& token() {
-    static const std::string t = key().mint("user-fuzz", "tenant-fuzz", default_permissions(),
-                                            std::chrono::hours(24));
+    static const std::string t =
+        key().mint("user-fuzz", "tenant-fuzz", default_permissions(), std::chrono::hours(24));
     return t;
 }
 
@@ -77,12 +77,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         v->start();
         session = v;
         if (authenticate) {
-            session->on_text(nlohmann::json{{"type", "start_session"},
-                                            {"id", "req-1"},
-                                            {"location_id", "loc-1"},
-                                            {"channel", "drive_thru"},
-                                            {"access_token", token()}}
-                                 .dump());
+            session->on_text(nlohmann::json{
+                {"type", "start_session"},
+                {"id", "req-1"},
+                {"location_id", "loc-1"},
+                {"channel", "drive_thru"},
+                {"access_token",
+                 token()}}.dump());
         }
     } else {
         auto g = std::make_shared<GatewayConnection>(context, std::make_unique<NullTransport>(),

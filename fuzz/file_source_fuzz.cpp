@@ -1,9 +1,8 @@
 // libFuzzer target: the audio file source (libsndfile, downmix, resampling) on arbitrary file
 // contents, written to a temporary file and read to the end. Single thread.
-#include <unistd.h>
-
 #include <cstdio>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include "olympus/audio/file_source.hpp"

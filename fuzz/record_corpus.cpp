@@ -184,13 +184,14 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "record_corpus: voice connect failed\n");
             return 1;
         }
-        voice.send_json({{"type", "start_session"},
-                         {"id", "req-1"},
-                         {"location_id", "loc-1"},
-                         {"channel", "drive_thru"},
-                         {"access_token", emu.mint_token()},
-                         {"audio", {{"encoding", "opus"}, {"sample_rate", 48000},
-                                    {"channels", 1}, {"frame_ms", 20}}}});
+        voice.send_json(
+            {{"type", "start_session"},
+             {"id", "req-1"},
+             {"location_id", "loc-1"},
+             {"channel", "drive_thru"},
+             {"access_token", emu.mint_token()},
+             {"audio",
+              {{"encoding", "opus"}, {"sample_rate", 48000}, {"channels", 1}, {"frame_ms", 20}}}});
         auto started = voice.next_of_type("session_started");
         auto encoder = olympus::audio::OpusEncoder::create({});
         std::vector<float> pcm(960);
@@ -201,8 +202,8 @@ int main(int argc, char** argv) {
                 pcm[s] = i < 50 ? static_cast<float>(0.3 * std::sin(2 * M_PI * 220 * t)) : 0.0f;
             }
             encoder.value().encode({pcm.data(), pcm.size()}, frame);
-            voice.send_binary(std::string(reinterpret_cast<const char*>(frame.bytes.data()),
-                                          frame.size));
+            voice.send_binary(
+                std::string(reinterpret_cast<const char*>(frame.bytes.data()), frame.size));
             std::this_thread::sleep_for(20ms);  // real-time pace, as a microphone would
         }
         auto response = voice.next_of_type("final_response", 5s);
@@ -221,7 +222,9 @@ int main(int argc, char** argv) {
 
     // Corpora: what the client and the emulator each received, per connection.
     for (std::uint64_t c = 1; c <= voice_link; ++c) {
-        auto name = (c == voice_link ? "voice" : c > gateway_links ? "rejected" : "gateway") +
+        auto name = (c == voice_link     ? "voice"
+                     : c > gateway_links ? "rejected"
+                                         : "gateway") +
                     std::to_string(c);
         write_records(out / "client_inbound", name, 0, rec.frames(c, false), 40);
         write_records(out / "emulator_inbound", name, c == voice_link ? 'v' : 'g',

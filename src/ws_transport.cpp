@@ -1,11 +1,10 @@
 // websocketpp behind WsTransport; see ws_transport.hpp. Runs on the connection's io thread.
 #include "ws_transport.hpp"
 
-#include <websocketpp/client.hpp>
-#include <websocketpp/config/asio_client.hpp>
-
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <websocketpp/client.hpp>
+#include <websocketpp/config/asio_client.hpp>
 
 #include "olympus/error.hpp"
 
@@ -94,8 +93,7 @@ void record_alert(const SSL* ssl, int where, int value) {
 // The TLS context of one link: peer verification against the system store, a CA file or a
 // pinned PEM, and the host name check that websocketpp leaves to us. The first verification
 // error and the first fatal alert land in `failure`.
-std::shared_ptr<asio::ssl::context> make_tls_context(const TlsOptions& tls,
-                                                     const std::string& host,
+std::shared_ptr<asio::ssl::context> make_tls_context(const TlsOptions& tls, const std::string& host,
                                                      const std::shared_ptr<TlsFailure>& failure) {
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
     ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
@@ -248,8 +246,7 @@ private:
         });
     }
 
-    void configure_tls(const TransportRequest& request,
-                       const std::shared_ptr<TlsFailure>& failure);
+    void configure_tls(const TransportRequest& request, const std::shared_ptr<TlsFailure>& failure);
 
     void bind_handlers(const ConnectionPtr& con, const std::shared_ptr<Link>& link) {
         std::weak_ptr<Link> weak = link;
@@ -289,8 +286,7 @@ private:
 
     // The most telling reason a handshake failed: the certificate check, a TLS alert, then
     // the TLS or socket error underneath, then websocketpp's own.
-    static std::error_code failure_of(const Link& link,
-                                      typename Endpoint::connection_type& con) {
+    static std::error_code failure_of(const Link& link, typename Endpoint::connection_type& con) {
         if (link.tls_failure->x509_error != 0) {
             return {link.tls_failure->x509_error, x509_category()};
         }
@@ -319,10 +315,10 @@ template <>
 void Transport<TlsConfig>::configure_tls(const TransportRequest& request,
                                          const std::shared_ptr<TlsFailure>& failure) {
     // SNI is set by websocketpp from the URL's host; the name check is ours.
-    endpoint_.set_tls_init_handler([tls = request.tls, host = host_of(request.url),
-                                    failure](websocketpp::connection_hdl) {
-        return make_tls_context(tls, host, failure);
-    });
+    endpoint_.set_tls_init_handler(
+        [tls = request.tls, host = host_of(request.url), failure](websocketpp::connection_hdl) {
+            return make_tls_context(tls, host, failure);
+        });
 }
 
 TransportFactory& installed_factory() {

@@ -9,18 +9,17 @@
 // TODO: add the voice session rows (audio frames sent/received/dropped across each fault,
 // resume with the same session_id, the 2 s capture buffer) once the voice session client is
 // merged; until then the matrix covers the gateway only.
-#include <fcntl.h>
-#include <sched.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdlib>
+#include <fcntl.h>
 #include <fstream>
-#include <sstream>
 #include <map>
 #include <mutex>
+#include <sched.h>
 #include <set>
+#include <sstream>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -29,8 +28,8 @@
 #include "olympus/emulator/emulator.hpp"
 
 #include "support/fault_proxy.hpp"
-#include "support/wire_events.hpp"
 #include "support/test_env.hpp"
+#include "support/wire_events.hpp"
 
 namespace olympus::test {
 namespace {
@@ -113,9 +112,8 @@ public:
     explicit Rig(Timing timing = {}) : timing_(timing), emu_(emulator_options(timing)) {
         emu_.start();
         proxy_ = std::make_unique<FaultProxy>("127.0.0.1", emu_.port());
-        proxy_->set_tap(Direction::to_client, [this](std::uint64_t c, std::string_view bytes) {
-            wire_.feed(c, bytes);
-        });
+        proxy_->set_tap(Direction::to_client,
+                        [this](std::uint64_t c, std::string_view bytes) { wire_.feed(c, bytes); });
         client_ = std::make_unique<Client>(client_options());
         client_->add_state_observer([this](const StateChange& c) { app_.on_state(c); });
     }
@@ -123,8 +121,8 @@ public:
     // Subscribes to both channels, connects, and waits for events on both.
     bool start() {
         for (int i = 0; i < 2; ++i) {
-            handles_[i] = client_->subscribe(kChannels[i], {{"location_id", "loc-matrix"}},
-                                             app_.on_event(i));
+            handles_[i] =
+                client_->subscribe(kChannels[i], {{"location_id", "loc-matrix"}}, app_.on_event(i));
         }
         client_->start();
         return eventually([&] { return client_->state() == ConnectionState::connected; }) &&
@@ -135,7 +133,9 @@ public:
     bool events_flowing(std::size_t n, milliseconds within) {
         std::size_t base[2] = {app_.event_count(0), app_.event_count(1)};
         return eventually(
-            [&] { return app_.event_count(0) >= base[0] + n && app_.event_count(1) >= base[1] + n; },
+            [&] {
+                return app_.event_count(0) >= base[0] + n && app_.event_count(1) >= base[1] + n;
+            },
             within);
     }
 
@@ -219,10 +219,10 @@ struct FaultRow {
     const char* name;
     std::function<void(Rig&)> inject;
     std::function<void(Rig&)> clear;
-    bool link_drops;            ///< the client must leave `connected`, and reconnect
-    milliseconds detect_within;  ///< fault → reconnecting (when link_drops)
-    milliseconds hold;           ///< how long the fault stays before it is cleared
-    milliseconds recover_within; ///< clear → connected with events flowing on both handles
+    bool link_drops;              ///< the client must leave `connected`, and reconnect
+    milliseconds detect_within;   ///< fault → reconnecting (when link_drops)
+    milliseconds hold;            ///< how long the fault stays before it is cleared
+    milliseconds recover_within;  ///< clear → connected with events flowing on both handles
 };
 
 void nothing(Rig&) {}
@@ -232,8 +232,8 @@ void nothing(Rig&) {}
 milliseconds scaled(milliseconds deadline) {
     const char* text = std::getenv("OLYMPUS_TEST_TIME_SCALE");
     double scale = text != nullptr ? std::atof(text) : 1.0;
-    return milliseconds(static_cast<long>(static_cast<double>(deadline.count()) *
-                                          std::max(scale, 1.0)));
+    return milliseconds(
+        static_cast<long>(static_cast<double>(deadline.count()) * std::max(scale, 1.0)));
 }
 
 std::vector<FaultRow> rows() {
@@ -305,14 +305,14 @@ void run_row(Rig& rig, const FaultRow& row) {
 
     // The state the row promises: off `connected` within detect_within, or never off it.
     if (row.link_drops) {
-        ASSERT_TRUE(eventually([&] { return app.entered(ConnectionState::reconnecting, injected)
-                                                .has_value(); },
-                               scaled(row.detect_within + 2s)));
+        ASSERT_TRUE(eventually(
+            [&] { return app.entered(ConnectionState::reconnecting, injected).has_value(); },
+            scaled(row.detect_within + 2s)));
         auto took = *app.entered(ConnectionState::reconnecting, injected) - injected;
         EXPECT_LE(took, scaled(row.detect_within)) << "link loss noticed too late";
     } else {
-        EXPECT_FALSE(eventually([&] { return client.state() != ConnectionState::connected; },
-                                row.hold))
+        EXPECT_FALSE(
+            eventually([&] { return client.state() != ConnectionState::connected; }, row.hold))
             << "the client left connected under a fault it must ride out";
         EXPECT_TRUE(rig.events_flowing(2, 3s)) << "events stopped under the fault";
     }
@@ -336,8 +336,7 @@ void run_row(Rig& rig, const FaultRow& row) {
                            scaled(row.recover_within)))
         << "not connected " << row.recover_within.count() << " ms after the fault cleared";
     EXPECT_TRUE(rig.events_flowing(3, scaled(row.recover_within + 2s))) << "events did not resume";
-    auto recovered_ms =
-        std::chrono::duration_cast<milliseconds>(Clock::now() - cleared).count();
+    auto recovered_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - cleared).count();
 
     // After: three more requests, answered.
     for (int i = 0; i < 3; ++i) {
@@ -408,13 +407,14 @@ void run_row(Rig& rig, const FaultRow& row) {
     EXPECT_LE(seen_by_server, answered + closed) << "a request reached the server twice";
     EXPECT_EQ(stats.bad_frames, 0u) << "a response matched no request (answered twice?)";
 
-    std::printf("[ matrix   ] %-28s new_links=%llu resubscribes=%llu wire_events=%zu "
-                "unique=%zu delivered=%zu duplicates_dropped=%llu lost=%zu requests=%zu "
-                "answered=%zu closed=%zu recovered_ms=%lld\n",
-                row.name, static_cast<unsigned long long>(new_links),
-                static_cast<unsigned long long>(resubscribes), wire_frames, wire_unique,
-                delivered, static_cast<unsigned long long>(stats.duplicate_events), lost,
-                results.size(), answered, closed, static_cast<long long>(recovered_ms));
+    std::printf(
+        "[ matrix   ] %-28s new_links=%llu resubscribes=%llu wire_events=%zu "
+        "unique=%zu delivered=%zu duplicates_dropped=%llu lost=%zu requests=%zu "
+        "answered=%zu closed=%zu recovered_ms=%lld\n",
+        row.name, static_cast<unsigned long long>(new_links),
+        static_cast<unsigned long long>(resubscribes), wire_frames, wire_unique, delivered,
+        static_cast<unsigned long long>(stats.duplicate_events), lost, results.size(), answered,
+        closed, static_cast<long long>(recovered_ms));
 }
 
 TEST_P(FaultMatrix, ClientRidesOutFault) {
@@ -454,8 +454,10 @@ public:
               run("ip netns exec " + name_ + " nft add table inet loss") &&
               run("ip netns exec " + name_ +
                   " nft add chain inet loss out '{ type filter hook output priority 0; }'") &&
-              run("ip netns exec " + name_ + " nft add rule inet loss out numgen random mod 100 "
-                  "'<' " + std::to_string(drop_percent) + " drop");
+              run("ip netns exec " + name_ +
+                  " nft add rule inet loss out numgen random mod 100 "
+                  "'<' " +
+                  std::to_string(drop_percent) + " drop");
 
         // Enter it on this thread.
         own_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -548,12 +550,12 @@ TEST(FaultMatrixNetns, PacketLossTenPercent) {
         // The loss was real: TCP in the namespace had to retransmit.
         auto retransmits = retransmitted_segments();
         EXPECT_GT(retransmits, 0) << "no retransmissions: the drop rule did not act";
-        std::printf("[ matrix   ] %-28s retransmits=%lld connects=%llu delivered=%llu "
-                    "duplicates_dropped=%llu\n",
-                    row.name, retransmits,
-                    static_cast<unsigned long long>(rig.client().stats().connects),
-                    static_cast<unsigned long long>(rig.client().stats().events_delivered),
-                    static_cast<unsigned long long>(rig.client().stats().duplicate_events));
+        std::printf(
+            "[ matrix   ] %-28s retransmits=%lld connects=%llu delivered=%llu "
+            "duplicates_dropped=%llu\n",
+            row.name, retransmits, static_cast<unsigned long long>(rig.client().stats().connects),
+            static_cast<unsigned long long>(rig.client().stats().events_delivered),
+            static_cast<unsigned long long>(rig.client().stats().duplicate_events));
     }
 
     // The namespace is gone once the test is done.

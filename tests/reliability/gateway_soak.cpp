@@ -13,22 +13,21 @@
 // TODO: add the voice replay soak (the `olympus-voice` voice command streaming a recorded
 // order through the same faults, counting audio frames lost against the resume buffer) once
 // the voice session client is merged; today only the gateway is soaked.
-#include <dirent.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <dirent.h>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
 #include <set>
+#include <signal.h>
 #include <string>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -122,8 +121,8 @@ public:
             std::size_t start = 0;
             for (auto nl = pending.find('\n'); nl != std::string::npos;
                  nl = pending.find('\n', start)) {
-                auto line = nlohmann::json::parse(pending.substr(start, nl - start), nullptr,
-                                                  false);
+                auto line =
+                    nlohmann::json::parse(pending.substr(start, nl - start), nullptr, false);
                 start = nl + 1;
                 if (line.is_object()) {
                     std::lock_guard lock(mutex_);
@@ -173,8 +172,9 @@ std::vector<long> window(const std::vector<Sample>& samples, double from, double
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: gateway_soak <olympus-voice> [--seconds N] [--seed S] "
-                             "[--assert]\n");
+        std::fprintf(stderr,
+                     "usage: gateway_soak <olympus-voice> [--seconds N] [--seed S] "
+                     "[--assert]\n");
         return 2;
     }
     std::string cli = argv[1];
@@ -273,8 +273,9 @@ int main(int argc, char** argv) {
             }
             next_fault = now + 1h;  // re-armed by the next reconnect
             if (which == 4) {
-                next_fault = Clock::now() + std::chrono::milliseconds(
-                                                std::uniform_int_distribution<int>(2000, 6000)(rng));
+                next_fault =
+                    Clock::now() +
+                    std::chrono::milliseconds(std::uniform_int_distribution<int>(2000, 6000)(rng));
             }
         }
         std::this_thread::sleep_for(20ms);
@@ -326,7 +327,8 @@ int main(int argc, char** argv) {
     auto rss_late = median(window(samples, seconds * 0.8, seconds * 1.01, &Sample::rss_kib));
     auto fds_early = window(samples, seconds * 0.2, seconds * 0.4, &Sample::fds);
     auto fds_late = window(samples, seconds * 0.8, seconds * 1.01, &Sample::fds);
-    long fds_early_max = fds_early.empty() ? 0 : *std::max_element(fds_early.begin(), fds_early.end());
+    long fds_early_max =
+        fds_early.empty() ? 0 : *std::max_element(fds_early.begin(), fds_early.end());
     long fds_late_max = fds_late.empty() ? 0 : *std::max_element(fds_late.begin(), fds_late.end());
     auto reconnects = proxy.stats().accepted - 1;
 
@@ -335,10 +337,11 @@ int main(int argc, char** argv) {
     for (const auto& [name, n] : injected) {
         std::printf(" %s=%d", name.c_str(), n);
     }
-    std::printf("\nsoak: reconnects=%llu wire_event_frames=%zu unique_events=%zu printed=%zu "
-                "printed_unique=%zu lost=%zu duplicated=%zu\n",
-                static_cast<unsigned long long>(reconnects), on_wire.size(), unique.size(),
-                printed.lines(), printed_unique, lost, duplicated);
+    std::printf(
+        "\nsoak: reconnects=%llu wire_event_frames=%zu unique_events=%zu printed=%zu "
+        "printed_unique=%zu lost=%zu duplicated=%zu\n",
+        static_cast<unsigned long long>(reconnects), on_wire.size(), unique.size(), printed.lines(),
+        printed_unique, lost, duplicated);
     std::printf("soak: rss_kib early_median=%.0f late_median=%.0f final=%ld growth=%.0f\n",
                 rss_early, rss_late, final_rss, rss_late - rss_early);
     std::printf("soak: fds early_max=%ld late_max=%ld final=%ld\n", fds_early_max, fds_late_max,

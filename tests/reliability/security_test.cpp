@@ -5,20 +5,20 @@
 // the wire. Loopback only. Test thread plus the io threads of the client, the emulator and the
 // small servers below.
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <netinet/in.h>
 #include <string>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -27,7 +27,6 @@
 #include <openssl/x509v3.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
-#include <gtest/gtest.h>
 
 #include "olympus/client.hpp"
 #include "olympus/emulator/emulator.hpp"
@@ -386,7 +385,8 @@ TEST(TokenSecrecy, NoTokenInLogsAtTraceLevel) {
         auto second = emu.mint_token("user-log", 1h);
         all_tokens.push_back(first);
         all_tokens.push_back(second);
-        auto provider = std::make_shared<ListTokenProvider>(std::vector<std::string>{first, second});
+        auto provider =
+            std::make_shared<ListTokenProvider>(std::vector<std::string>{first, second});
         auto options = quick_options(emu.gateway_url(), provider, mode);
         options.connection.reauth_margin = 60s;
         Client client(options);
@@ -405,9 +405,11 @@ TEST(TokenSecrecy, NoTokenInLogsAtTraceLevel) {
     for (auto mode : {AuthMode::first_message, AuthMode::header, AuthMode::query}) {
         Client client(quick_options(emu.gateway_url(), foreign, mode));
         client.start();
-        EXPECT_TRUE(eventually([&] { return client.state() == ConnectionState::disconnected &&
-                                            client.terminal_reason() == errc::invalid_token; }))
-            << "mode " << static_cast<int>(mode);
+        EXPECT_TRUE(eventually([&] {
+            return client.state() == ConnectionState::disconnected &&
+                   client.terminal_reason() == errc::invalid_token;
+        })) << "mode "
+            << static_cast<int>(mode);
     }
 
     auto text = logs.text();
@@ -441,8 +443,8 @@ long rss_kib() {
 
 std::string base64(const unsigned char* data, std::size_t n) {
     std::string out(4 * ((n + 2) / 3) + 1, '\0');
-    auto len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data,
-                               static_cast<int>(n));
+    auto len =
+        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
     out.resize(static_cast<std::size_t>(len));
     return out;
 }
@@ -532,9 +534,10 @@ private:
         auto material = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
         unsigned char digest[SHA_DIGEST_LENGTH];
         SHA1(reinterpret_cast<const unsigned char*>(material.data()), material.size(), digest);
-        auto response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                        "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
-                        base64(digest, sizeof digest) + "\r\n\r\n";
+        auto response =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+            base64(digest, sizeof digest) + "\r\n\r\n";
         return ::send(peer, response.data(), response.size(), MSG_NOSIGNAL) ==
                static_cast<ssize_t>(response.size());
     }
@@ -753,7 +756,8 @@ TEST(JwtAudit, EmulatorRefusesForgedTokensOnTheWire) {
             EXPECT_TRUE(eventually([&] {
                 return client.state() == ConnectionState::disconnected &&
                        client.terminal_reason() == errc::invalid_token;
-            })) << name << " in mode " << static_cast<int>(mode) << " was not refused";
+            })) << name
+                << " in mode " << static_cast<int>(mode) << " was not refused";
             ++attempts;
         }
     }

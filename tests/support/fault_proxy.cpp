@@ -348,12 +348,12 @@ private:
         }
 
         p.writing = true;
-        asio::async_write(sink(p), asio::buffer(chunk.bytes.data() + chunk.offset, n),
-                          [self = shared_from_this(), &p](const asio::error_code& ec,
-                                                          std::size_t written) {
-                              p.writing = false;
-                              self->on_written(p, ec, written);
-                          });
+        asio::async_write(
+            sink(p), asio::buffer(chunk.bytes.data() + chunk.offset, n),
+            [self = shared_from_this(), &p](const asio::error_code& ec, std::size_t written) {
+                p.writing = false;
+                self->on_written(p, ec, written);
+            });
     }
 
     void on_written(Pump& p, const asio::error_code& ec, std::size_t n) {
@@ -432,7 +432,7 @@ private:
     tcp::socket server_;
     Pump pumps_[2];
     std::uint64_t forwarded_ = 0;  // both directions
-    bool connected_ = false;  // the target accepted
+    bool connected_ = false;       // the target accepted
     bool closed_ = false;
     bool frozen_ = false;
 };
@@ -469,8 +469,7 @@ void FaultProxy::Impl::for_each_link(const std::function<void(Link&)>& fn) {
 
 FaultProxy::FaultProxy(std::string target_host, std::uint16_t target_port,
                        std::size_t max_buffered_bytes, std::uint64_t seed)
-    : impl_(std::make_shared<Impl>(std::move(target_host), target_port, max_buffered_bytes,
-                                   seed)) {
+    : impl_(std::make_shared<Impl>(std::move(target_host), target_port, max_buffered_bytes, seed)) {
     impl_->start();
 }
 

@@ -35,9 +35,9 @@ struct FaultProxyStats {
     std::uint64_t bytes_to_client = 0;    ///< bytes written back to clients
     std::uint64_t writes_to_server = 0;   ///< write calls that carried them
     std::uint64_t writes_to_client = 0;
-    std::uint64_t resets = 0;             ///< connections torn down with a reset
-    std::uint64_t closed_after_limit = 0; ///< connections closed by close_after_bytes
-    std::uint64_t peak_buffered = 0;      ///< most bytes one direction ever held queued
+    std::uint64_t resets = 0;              ///< connections torn down with a reset
+    std::uint64_t closed_after_limit = 0;  ///< connections closed by close_after_bytes
+    std::uint64_t peak_buffered = 0;       ///< most bytes one direction ever held queued
 };
 
 class FaultProxy {
