@@ -137,8 +137,8 @@ int main(int argc, char** argv) {
     options.greeting_duration = 400ms;
     olympus::emulator::Emulator emu(options);
     emu.start();
+    Recording rec;  // before the proxy: its taps write here until it stops
     olympus::test::FaultProxy proxy("127.0.0.1", emu.port());
-    Recording rec;
     for (auto d : {Direction::to_server, Direction::to_client}) {
         proxy.set_tap(d, [&rec, d](std::uint64_t c, std::string_view b) { rec.feed(d, c, b); });
     }

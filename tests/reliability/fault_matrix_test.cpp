@@ -205,12 +205,14 @@ private:
         return options;
     }
 
+    // Destroyed bottom up: the client stops first, then the proxy (whose tap feeds wire_),
+    // then what they wrote into.
     Timing timing_;
     Emulator emu_;
-    std::unique_ptr<FaultProxy> proxy_;
     WireEvents wire_;
     AppView app_;
-    std::unique_ptr<Client> client_;  // last: stops first
+    std::unique_ptr<FaultProxy> proxy_;
+    std::unique_ptr<Client> client_;
     Subscription handles_[2];
 };
 

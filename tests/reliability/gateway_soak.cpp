@@ -200,8 +200,8 @@ int main(int argc, char** argv) {
     options.seed = seed;
     olympus::emulator::Emulator emu(options);
     emu.start();
+    olympus::test::WireEvents wire;  // before the proxy: its tap writes here until it stops
     olympus::test::FaultProxy proxy("127.0.0.1", emu.port(), 1 << 20, seed);
-    olympus::test::WireEvents wire;
     proxy.set_tap(Direction::to_client,
                   [&wire](std::uint64_t c, std::string_view bytes) { wire.feed(c, bytes); });
 
