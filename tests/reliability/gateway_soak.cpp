@@ -24,6 +24,7 @@
 #include <random>
 #include <set>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <string>
 #include <sys/wait.h>
 #include <thread>
@@ -91,6 +92,8 @@ Child spawn(const std::string& cli, const std::string& url, const std::string& t
     }
     pid_t pid = fork();
     if (pid == 0) {
+        // The CLI must not outlive a soak that crashed or was killed.
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         dup2(pipefd[1], STDOUT_FILENO);
         FILE* log = std::fopen(log_path.c_str(), "w");
         if (log != nullptr) {
