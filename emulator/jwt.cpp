@@ -81,6 +81,24 @@ std::chrono::system_clock::time_point from_unix(std::int64_t seconds) {
     return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
 }
 
+// Reads a NumericDate claim. The clock counts nanoseconds in 64 bits (up to the year 2262), so
+// a time outside 1970..2223 would overflow it: such a claim is refused, not wrapped.
+bool read_unix(const nlohmann::json& value, std::chrono::system_clock::time_point& out) {
+    constexpr std::int64_t kMaxUnixSeconds = 8'000'000'000;
+    if (!value.is_number_integer()) {
+        return false;
+    }
+    if (value.is_number_unsigned()) {
+        if (value.get<std::uint64_t>() > static_cast<std::uint64_t>(kMaxUnixSeconds)) {
+            return false;
+        }
+    } else if (value.get<std::int64_t>() < 0 || value.get<std::int64_t>() > kMaxUnixSeconds) {
+        return false;
+    }
+    out = from_unix(value.get<std::int64_t>());
+    return true;
+}
+
 std::int64_t to_unix(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
@@ -101,9 +119,11 @@ std::error_code parse_payload(std::string_view encoded, TokenClaims& claims) {
     }
     claims = TokenClaims{};
     claims.user_id = sub->get<std::string>();
-    claims.expires_at = from_unix(exp->get<std::int64_t>());
-    if (auto it = json.find("iat"); it != json.end() && it->is_number_integer()) {
-        claims.issued_at = from_unix(it->get<std::int64_t>());
+    if (!read_unix(*exp, claims.expires_at)) {
+        return TokenError::missing_claim;
+    }
+    if (auto it = json.find("iat"); it != json.end() && !read_unix(*it, claims.issued_at)) {
+        claims.issued_at = {};
     }
     if (auto it = json.find("tenant_id"); it != json.end() && it->is_string()) {
         claims.tenant_id = it->get<std::string>();

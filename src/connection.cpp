@@ -134,6 +134,13 @@ std::optional<std::chrono::system_clock::time_point> parse_timestamp(std::string
                     &utc.tm_mday, &utc.tm_hour, &utc.tm_min, &utc.tm_sec, &consumed) != 6) {
         return std::nullopt;
     }
+    // Out-of-range fields are refused: a year far from now would overflow the nanosecond
+    // clock in from_time_t (found by client_inbound_fuzz with "1406-12-04T03:42:05Z").
+    if (utc.tm_year < 1970 || utc.tm_year > 2200 || utc.tm_mon < 1 || utc.tm_mon > 12 ||
+        utc.tm_mday < 1 || utc.tm_mday > 31 || utc.tm_hour < 0 || utc.tm_hour > 23 ||
+        utc.tm_min < 0 || utc.tm_min > 59 || utc.tm_sec < 0 || utc.tm_sec > 60) {
+        return std::nullopt;
+    }
     auto rest = std::string_view(copy).substr(static_cast<std::size_t>(consumed));
     while (!rest.empty() &&
            (rest.front() == '.' || std::isdigit(static_cast<unsigned char>(rest.front())))) {

@@ -49,7 +49,15 @@ public:
     virtual void abort() = 0;
 };
 
-/// A transport for `secure` (wss) or plain (ws) URLs on `io`.
+/// A transport for `secure` (wss) or plain (ws) URLs on `io`: websocketpp, unless a factory
+/// was installed.
 std::unique_ptr<WsTransport> make_ws_transport(asio::io_context& io, bool secure);
+
+/// Makes every Connection created from now on use `factory` instead of websocketpp, so that a
+/// fuzzer or a test can feed inbound frames without a socket. Call it before any Connection
+/// exists (it is not synchronised with running ones); an empty function restores websocketpp.
+using TransportFactory =
+    std::function<std::unique_ptr<WsTransport>(asio::io_context& io, bool secure)>;
+void set_transport_factory(TransportFactory factory);
 
 }  // namespace olympus::detail

@@ -123,6 +123,16 @@ TEST(Timestamp, ParsesAndFormatsRfc3339) {
     EXPECT_FALSE(parse_timestamp("yesterday"));
 }
 
+// A server's expires_at far outside the clock's range is refused, not overflowed (a fuzzer
+// found "1406-12-04T03:42:05Z" overflowing the nanosecond clock).
+TEST(Timestamp, RefusesOutOfRangeFields) {
+    EXPECT_FALSE(parse_timestamp("1406-12-04T03:42:05Z"));
+    EXPECT_FALSE(parse_timestamp("9999-01-01T00:00:00Z"));
+    EXPECT_FALSE(parse_timestamp("2026-13-01T00:00:00Z"));
+    EXPECT_FALSE(parse_timestamp("2026-01-01T25:00:00Z"));
+    EXPECT_TRUE(parse_timestamp("2199-12-31T23:59:59Z"));
+}
+
 // Protocol error strings map to typed codes; unknown ones to server_error.
 TEST(ErrorCategory, MapsProtocolCodes) {
     EXPECT_EQ(make_error_code(errc_from_protocol("subscription_limit")), errc::subscription_limit);

@@ -133,5 +133,22 @@ TEST(JwtKey, LoadOrCreatePersistsTheKey) {
     EXPECT_THROW(JwtKey::load_pem_file(path), std::runtime_error);
 }
 
+// An exp or iat beyond what the clock can hold (found by jwt_fuzz: the seconds overflowed the
+// nanosecond clock, undefined behaviour) is refused as a bad claim, and never wraps around.
+TEST(ReadClaims, RefusesTimesBeyondTheClock) {
+    auto header = b64url(R"({"alg":"RS256","typ":"JWT"})");
+    for (const char* exp : {"1796330631631", "18446744073709551615", "-5"}) {
+        auto payload = b64url(std::string(R"({"sub":"u","exp":)") + exp + "}");
+        TokenClaims claims;
+        EXPECT_EQ(read_claims(header + "." + payload + ".c2ln", claims),
+                  make_error_code(TokenError::missing_claim))
+            << "exp " << exp;
+    }
+    auto fine = b64url(R"({"sub":"u","exp":4102444800,"iat":99999999999999})");
+    TokenClaims claims;
+    ASSERT_FALSE(read_claims(header + "." + fine + ".c2ln", claims));
+    EXPECT_EQ(claims.issued_at, std::chrono::system_clock::time_point{});
+}
+
 }  // namespace
 }  // namespace olympus::emulator
