@@ -26,10 +26,18 @@ void stop_private_server() {
     }
 }
 
+// JACK's own tools can hang in jack_client_close() when the server is busy (seen on a loaded
+// 2-core machine); every one of them runs under a deadline so that a test fails instead.
+std::string bounded(const std::string& command, int seconds = 10) {
+    return "timeout -k 2 " + std::to_string(seconds) + " " + command;
+}
+
 bool server_reachable(int wait_seconds) {
     // `jack_wait -c` exits 0 either way; `jack_lsp` fails when there is no server.
     const std::string command =
-        wait_seconds > 0 ? "jack_wait -w -t " + std::to_string(wait_seconds) : "jack_lsp";
+        wait_seconds > 0 ? bounded("jack_wait -w -t " + std::to_string(wait_seconds),
+                                   wait_seconds + 5)
+                         : bounded("jack_lsp");
     return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
 }
 
@@ -68,7 +76,7 @@ int JackTool::wait() {
 }
 
 std::string find_jack_port(const std::string& suffix) {
-    FILE* pipe = popen("jack_lsp 2>/dev/null", "r");
+    FILE* pipe = popen(bounded("jack_lsp 2>/dev/null").c_str(), "r");
     if (pipe == nullptr) {
         return {};
     }
@@ -89,7 +97,7 @@ std::string find_jack_port(const std::string& suffix) {
 }
 
 bool jack_command(const std::string& arguments) {
-    return std::system((arguments + " >/dev/null 2>&1").c_str()) == 0;
+    return std::system((bounded(arguments) + " >/dev/null 2>&1").c_str()) == 0;
 }
 
 // ALSA, which PortAudio loads next to JACK, leaks a few kB in Pa_Initialize and unloads the
@@ -113,10 +121,13 @@ std::string ensure_jack_server() {
         // No session D-Bus device reservation on a headless machine.
         setenv("JACK_NO_AUDIO_RESERVATION", "1", 1);
 
-        // A server from the ctest fixture (or left by an earlier test in this process).
+        // A server from the ctest fixture (or left by an earlier test in this process). A
+        // busy machine may answer slowly; a second server next to it would only add load.
         const char* name = std::getenv("JACK_DEFAULT_SERVER");
-        if (name != nullptr && server_reachable(0)) {
-            return std::string();
+        if (name != nullptr) {
+            return server_reachable(10) ? std::string()
+                                        : "JACK server \"" + std::string(name) +
+                                              "\" (JACK_DEFAULT_SERVER) did not answer within 10 s";
         }
 
         // Otherwise start one under a name only this process uses.

@@ -1,10 +1,13 @@
 'use strict';
-// Drives the emulator with clients that know only the public protocol: the JavaScript example
-// client published in the Olympus docs (loaded unmodified from the spec folder at run time) and
-// plain `ws` connections written from the protocol document. Prints one "PASS name" or
-// "FAIL name: why" line per check; exits non-zero when any check fails.
+// Drives the emulator with clients that know only the public protocol. The main flow runs one
+// of two clients with the same shape: the JavaScript example client published in the Olympus
+// docs (`--client doc`, loaded unmodified from the doc page at run time), or ProtocolClient
+// below, written from the protocol document alone (`--client protocol`). Plain `ws`
+// connections cover the other auth ways. Prints one "PASS name" or "FAIL name: why" line per
+// check; exits non-zero when any check fails.
 //
-// usage: node doc_client_check.js --url URL --idle-url URL --token JWT --spec FILE
+// usage: node doc_client_check.js --url URL --idle-url URL --token JWT
+//        --client protocol | --client doc --spec FILE
 //        (for wss, start node with NODE_EXTRA_CA_CERTS pointing at the emulator's certificate)
 
 const fs = require('fs');
@@ -13,10 +16,56 @@ const WebSocket = require('ws');
 function parseArgs(argv) {
   const args = {};
   for (let i = 2; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
-  for (const key of ['url', 'idle-url', 'token', 'spec']) {
+  for (const key of ['url', 'idle-url', 'token', 'client']) {
     if (!args[key]) throw new Error(`missing --${key}`);
   }
+  if (args.client === 'doc' && !args.spec) throw new Error('--client doc needs --spec');
+  if (args.client !== 'doc' && args.client !== 'protocol') throw new Error('unknown --client');
   return args;
+}
+
+// A client written from the protocol document (sections 2.1-2.6): query-parameter auth, pong
+// with the ping's timestamp, subscribe requests correlated by id. Same interface as the
+// published example, so that every check below runs against either.
+class ProtocolClient {
+  constructor({ url, token, onEvent }) {
+    this.url = url;
+    this.token = token;
+    this.onEvent = onEvent || (() => {});
+    this.pending = new Map();
+    this.nextId = 1;
+  }
+
+  connect() {
+    this.ws = new WebSocket(`${this.url}?token=${encodeURIComponent(this.token)}`);
+    this.ws.on('message', (data) => this.dispatch(JSON.parse(String(data))));
+    return new Promise((resolve, reject) => {
+      this.ws.once('open', resolve);
+      this.ws.once('error', reject);
+    });
+  }
+
+  dispatch(message) {
+    if (message.type === 'ping') {
+      this.ws.send(JSON.stringify({ type: 'pong', timestamp: message.timestamp }));
+    } else if (message.type === 'event') {
+      this.onEvent(message);
+    } else if (message.type === 'response' && this.pending.has(message.id)) {
+      this.pending.get(message.id)(message);
+      this.pending.delete(message.id);
+    }
+  }
+
+  subscribe(channel, params = {}) {
+    const id = 'req-' + this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, (response) => response.success
+        ? resolve(response.subscription_id) : reject(new Error(response.error)));
+      this.ws.send(JSON.stringify({ type: 'subscribe', id, channel, params }));
+    });
+  }
+
+  close() { this.ws.close(); }
 }
 
 // The published example, taken from the documentation page between its heading and its usage.
@@ -64,18 +113,18 @@ function expect(condition, why) { if (!condition) throw new Error(why); }
 
 async function main() {
   const args = parseArgs(process.argv);
-  const OlympusWebSocket = loadDocClient(args.spec);
+  const OlympusWebSocket = args.client === 'doc' ? loadDocClient(args.spec) : ProtocolClient;
   const url = args.url;
   const token = args.token;
 
-  // The published client: query-parameter auth, subscribe, events, heartbeat.
+  // The main client: query-parameter auth, subscribe, events, heartbeat.
   const events = [];
   const client = new OlympusWebSocket({ url, token, onEvent: (e) => events.push(e) });
-  await check('doc client connects with ?token=', () => withTimeout(client.connect(), 3000, 'connect'));
+  await check('client connects with ?token=', () => withTimeout(client.connect(), 3000, 'connect'));
   const closeCodes = [];
   if (client.ws) client.ws.on('close', (code) => closeCodes.push(code));
 
-  await check('doc client subscribes and receives events', async () => {
+  await check('client subscribes and receives events', async () => {
     const subId = await withTimeout(client.subscribe('orders', { location_id: 'loc-xyz789' }), 3000, 'subscribe');
     expect(typeof subId === 'string' && subId.length > 0, 'no subscription id');
     for (let i = 0; i < 50 && events.length < 3; i++) await wait(50);
@@ -86,12 +135,12 @@ async function main() {
       'event for the wrong channel or location');
   });
 
-  await check('doc client keeps the heartbeat going', async () => {
+  await check('client keeps the heartbeat going', async () => {
     await wait(1500);  // many server ping periods and pong timeouts
     expect(client.ws.readyState === WebSocket.OPEN, 'connection closed, codes ' + closeCodes);
   });
 
-  await check('doc client gets subscription_limit on the 51st subscribe', async () => {
+  await check('client gets subscription_limit on the 51st subscribe', async () => {
     for (let i = 1; i < 50; i++) {
       await withTimeout(client.subscribe('tables', { location_id: 'loc-' + i }), 3000, 'subscribe ' + i);
     }
@@ -102,13 +151,13 @@ async function main() {
     expect(error && error.message === 'subscription_limit', 'got ' + (error && error.message));
   });
 
-  await check('doc client frame over 64 KB is closed with 1009', async () => {
+  await check('client frame over 64 KB is closed with 1009', async () => {
     const code = closed(client.ws);
     client.ws.send(JSON.stringify({ type: 'ping', pad: 'x'.repeat(65536) }));
     expect(await withTimeout(code, 3000, 'close') === 1009, 'wrong close code');
   });
 
-  await check('doc client 11th connection gets connection_limit and 1008', async () => {
+  await check('client 11th connection gets connection_limit and 1008', async () => {
     const held = [];
     try {
       for (let i = 0; i < 10; i++) {
@@ -131,7 +180,7 @@ async function main() {
     }
   });
 
-  await check('doc client is closed with 4002 when idle', async () => {
+  await check('client is closed with 4002 when idle', async () => {
     const idle = new OlympusWebSocket({ url: args['idle-url'], token });
     await withTimeout(idle.connect(), 3000, 'connect');
     expect(await withTimeout(closed(idle.ws), 5000, 'idle close') === 4002, 'wrong close code');
