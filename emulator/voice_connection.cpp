@@ -135,6 +135,9 @@ void VoiceConnection::handle(const nlohmann::json& message, const std::string& t
         handle_end(message);
     } else if (type == "barge_in") {
         handle_barge_in(message);
+    } else if (type == "auth" && !ctx_.options.voice_warm_connections) {
+        send_error(message.value("id", nlohmann::json()), "invalid_message",
+                   "unknown message type \"auth\"");
     } else if (type == "auth") {
         auto token = message.find("token");
         if (token == message.end() || !token->is_string()) {
@@ -315,6 +318,11 @@ void VoiceConnection::end_session(const std::string& reason) {
           {"session_id", session_->record.session_id},
           {"reason", reason}});
     session_.reset();
+
+    // A server without warm connections hangs up once the session is over.
+    if (!ctx_.options.voice_warm_connections) {
+        close(1000, "session ended");
+    }
 }
 
 void VoiceConnection::check_session_timers() {

@@ -1,11 +1,17 @@
 // One emulated voice stream connection (`/stream`): sessions started with start_session, audio
 // frames in, end-of-utterance detection by energy and silence, replies streamed back at
 // real-time pace (an echo of what the customer said) or offered as an audio_url, interrupts when
-// the customer talks over a reply, and resume after a dropped link. io thread only.
+// the customer talks over a reply, and resume after a dropped link. A connection may first
+// authenticate with `auth` and then carry one session after another (a warm connection, [ours];
+// EmulatorOptions::voice_warm_connections). io thread only.
 //
-//   open ──start_session ok──► in session ──end_session / timeout──► session_ended ─┐
-//     ▲                          │  link drops: the session waits resume_window      │
-//     └──────────────────────────┴────────────── next start_session ◄────────────────┘
+//   open ──auth (optional)──► authenticated, no auth timeout ─┐
+//     │                                                        ▼
+//     └──start_session ok──► in session ──end_session / timeout──► session_ended ─┐
+//                              ▲  │ link drops: the session waits resume_window   │
+//                              │  ▼                                               │
+//                              └──────────── next start_session ◄─────────────────┘
+//                                (warm connections off: the server closes with 1000 instead)
 #pragma once
 
 #include <memory>

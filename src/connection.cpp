@@ -309,6 +309,7 @@ public:
         // The link is up: start watching it.
         stats_.connects.fetch_add(1, std::memory_order_relaxed);
         connect_deadline_.cancel();
+        last_close_code_ = 0;
         last_rx_ = Clock::now();
         last_ping_ = {};
         reauth_pending_ = false;
@@ -523,6 +524,7 @@ public:
     }
 
     void on_close(int code, std::error_code ec) {
+        last_close_code_ = code;
         if (code == 1009) {
             stats_.dropped_frames.fetch_add(1, std::memory_order_relaxed);
         }
@@ -733,6 +735,7 @@ public:
     bool detached_ = false;  // the Connection is gone: no more hooks or owner tasks
     bool ever_connected_ = false;
     bool reauth_pending_ = false;  // an auth frame went out on the open link
+    int last_close_code_ = 0;      // the peer's close code of the last link that closed
     Clock::time_point last_rx_{};
     Clock::time_point last_ping_{};
     std::optional<Clock::time_point> ping_sent_at_;
@@ -867,6 +870,10 @@ void Connection::complete_authentication(
 
 void Connection::report_bad_frame(std::string_view what) {
     impl_->report_bad(std::string(what));
+}
+
+int Connection::last_close_code() const {
+    return impl_->last_close_code_;
 }
 
 }  // namespace olympus

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -24,6 +25,7 @@
 #include "olympus/log.hpp"
 
 #include "audio_fetcher.hpp"
+#include "voice_stream_impl.hpp"
 
 namespace olympus {
 
@@ -240,16 +242,23 @@ void VoiceSessionOptions::validate() const {
  *     └── ending ◄─end(): end_session───────────────────────────────────────────────────┘
  *          (session_ended, or end_timeout)
  *
+ * Riding a warm VoiceStream (hosted_), "connecting" waits for the stream's authenticated link,
+ * start_session goes out as an ordinary frame, a link drop while starting goes back to
+ * connecting (the start timer bounds it), and "ended" detaches from the stream instead of
+ * closing the link.
+ *
  * Uplink: source thread ─read, encode─► uplink_ (SPSC) ─post drain─► io thread: outage_
  *         buffer while not active, else send (latency measured here).
  * Downlink: io thread ─check format─► jitter_ (Opus) or pcm_down_ (PCM) ─pull every frame─►
  *         playout thread ─resample─► sink. audio_url: io thread ─grace─► fetch thread ─PCM─►
  *         url_pcm_ ─► playout thread.
  */
-class VoiceSession::Impl : public std::enable_shared_from_this<VoiceSession::Impl> {
+class VoiceSession::Impl : public std::enable_shared_from_this<VoiceSession::Impl>,
+                           public detail::StreamTenant {
 public:
-    Impl(VoiceSessionOptions options, std::unique_ptr<VoiceSource> source,
-         std::unique_ptr<VoiceSink> sink, EventHandler on_event)
+    Impl(VoiceSessionOptions options, std::shared_ptr<VoiceStream::Impl> stream,
+         std::unique_ptr<VoiceSource> source, std::unique_ptr<VoiceSink> sink,
+         EventHandler on_event)
         : options_(std::move(options)),
           logger_(log::get("voice")),
           source_(std::move(source)),
@@ -257,13 +266,21 @@ public:
           on_event_(std::move(on_event)),
           uplink_(kUplinkFrames),
           pcm_down_(1 << 17),
-          bad_log_(std::chrono::seconds(5)) {
+          bad_log_(std::chrono::seconds(5)),
+          stream_(std::move(stream)) {
         auto frame_ms = options_.audio.frame_ms;
         outage_capacity_ = static_cast<std::size_t>(options_.outage_buffer.count() / frame_ms);
     }
 
     // Setup: the connection's hooks hold a weak reference, so this runs after make_shared.
     void init() {
+        // On a warm stream the session rides the stream's link; else it opens its own.
+        if (stream_ && stream_->mode() != StreamMode::per_session) {
+            hosted_ = true;
+            link_ = &stream_->connection();
+            return;
+        }
+        stream_.reset();
         auto connection_options = options_.connection;
         connection_options.auth_mode = AuthMode::first_message;
         connection_options.auth_timeout = options_.start_timeout;
@@ -287,7 +304,8 @@ public:
                 self->on_binary(bytes);
         };
         connection_ = std::make_unique<Connection>(connection_options, std::move(hooks));
-        connection_->add_state_observer([weak](const StateChange& change) {
+        link_ = connection_.get();
+        link_->add_state_observer([weak](const StateChange& change) {
             if (auto self = weak.lock())
                 self->on_connection_state(change);
         });
@@ -300,15 +318,22 @@ public:
             return;
         }
         auto self = shared_from_this();
-        connection_->post([self] { self->set_state(VoiceState::connecting, {}); });
+        link_->post([self] {
+            self->set_state(VoiceState::connecting, {});
+            if (self->hosted_) {
+                self->attach_to_stream();
+            }
+        });
         source_thread_ = std::thread([this] { run_source(); });
         playout_thread_ = std::thread([this] { run_playout(); });
         fetch_thread_ = std::thread([this] { run_fetches(); });
-        connection_->start();
+        if (!hosted_) {
+            link_->start();
+        }
     }
 
     void barge_in() {
-        connection_->post([weak = weak_from_this()] {
+        link_->post([weak = weak_from_this()] {
             if (auto self = weak.lock())
                 self->begin_barge_in(self->current_response_);
         });
@@ -318,14 +343,14 @@ public:
         if (source_) {
             source_->stop();
         }
-        connection_->post([weak = weak_from_this(), reason] {
+        link_->post([weak = weak_from_this(), reason] {
             if (auto self = weak.lock())
                 self->begin_end(reason);
         });
     }
 
     void close() {
-        connection_->post([weak = weak_from_this()] {
+        link_->post([weak = weak_from_this()] {
             if (auto self = weak.lock())
                 self->finish(VoiceState::ended, {});
         });
@@ -337,7 +362,11 @@ public:
         if (source_) {
             source_->stop();
         }
-        connection_->close();
+        if (hosted_) {
+            leave_stream();
+        } else {
+            link_->close();
+        }
         fetch_cv_.notify_all();
         state_cv_.notify_all();
         for (auto* thread : {&source_thread_, &playout_thread_, &fetch_thread_}) {
@@ -454,6 +483,14 @@ public:
 
     std::thread source_thread_, playout_thread_, fetch_thread_;
 
+    // The link: the warm stream's (hosted_) or connection_. Fixed after init().
+    std::shared_ptr<VoiceStream::Impl> stream_;
+    bool hosted_ = false;
+    Connection* link_ = nullptr;
+    // io thread, hosted mode: the session left the stream; nothing reaches the application.
+    bool silenced_ = false;
+    Connection::TimerId start_timer_ = 0;
+
     // Declared last, destroyed first: its io thread stops while everything above still lives.
     std::unique_ptr<Connection> connection_;
 
@@ -502,6 +539,7 @@ public:
         } else {
             set_state(VoiceState::starting, {});
         }
+        observe(true, start);
         return start.dump();
     }
     int start_count_ = 0;
@@ -513,7 +551,7 @@ public:
         auto format = message.contains("audio") ? AudioFormat::from_json(message["audio"])
                                                 : std::optional<AudioFormat>(AudioFormat{});
         if (id == message.end() || !id->is_string() || !format) {
-            connection_->report_bad_frame("session_started without session_id or valid audio");
+            link_->report_bad_frame("session_started without session_id or valid audio");
             return;
         }
         if (!prepare_downlink(*format)) {
@@ -546,7 +584,10 @@ public:
         }
 
         // Authenticated: the transport core now runs heartbeat and token refresh.
-        connection_->complete_authentication(token_expiry_);
+        link_->complete_authentication(token_expiry_);
+        if (hosted_) {
+            link_->cancel(start_timer_);
+        }
         ever_active_ = true;
         set_state(VoiceState::active, {});
         VoiceEvent event;
@@ -596,7 +637,13 @@ public:
         auto state = state_.load();
         link_drops_.fetch_add(1, std::memory_order_relaxed);
 
-        // The first start never answered: a typed timeout, not an endless retry.
+        // On a warm stream a start in flight is sent again once the stream is back (the start
+        // timer still bounds it); on a link of its own, the first start never answered is a
+        // typed timeout, not an endless retry.
+        if (hosted_ && state == VoiceState::starting && !ever_active_) {
+            set_state(VoiceState::connecting, reason);
+            return;
+        }
         if (state == VoiceState::starting && !ever_active_) {
             fail(reason == errc::timeout ? make_error_code(errc::timeout) : reason,
                  "no session_started after start_session");
@@ -631,10 +678,9 @@ public:
             id = session_id_;
         }
         drain_uplink();
-        connection_->send_text(
-            Json{{"type", "end_session"}, {"session_id", id}, {"reason", reason}}.dump());
+        send_control({{"type", "end_session"}, {"session_id", id}, {"reason", reason}});
         set_state(VoiceState::ending, {});
-        end_timer_ = connection_->call_after(options_.end_timeout, [weak = weak_from_this()] {
+        end_timer_ = link_->call_after(options_.end_timeout, [weak = weak_from_this()] {
             if (auto self = weak.lock()) {
                 self->logger_->warn("no session_ended in time; closing");
                 self->finish(VoiceState::ended, {});
@@ -648,7 +694,12 @@ public:
         if (source_) {
             source_->stop();
         }
-        connection_->close();
+        if (hosted_) {
+            link_->cancel(start_timer_);
+            stream_->detach(this);  // the warm link stays up for the next session
+        } else {
+            link_->close();
+        }
     }
 
     void fail(std::error_code reason, const std::string& detail) {
@@ -665,6 +716,7 @@ public:
 
     void on_message(const Json& message) {
         touch();
+        observe(false, message);
         const auto& type = message["type"].get_ref<const std::string&>();
         if (type == "session_started") {
             on_session_started(message);
@@ -726,7 +778,7 @@ public:
         emit(event);
 
         // Streamed frames have a moment to arrive; then the URL (if any) is fetched.
-        connection_->call_after(options_.audio_url_grace, [weak = weak_from_this(), id] {
+        link_->call_after(options_.audio_url_grace, [weak = weak_from_this(), id] {
             if (auto self = weak.lock())
                 self->after_grace(id);
         });
@@ -756,7 +808,7 @@ public:
         event.session_id = str(message, "session_id");
         event.reason = str(message, "reason");
         emit(event);
-        connection_->cancel(end_timer_);
+        link_->cancel(end_timer_);
         bool expected = state_.load() == VoiceState::ending;
         finish(VoiceState::ended, expected || event.reason == "completed"
                                       ? std::error_code{}
@@ -780,7 +832,7 @@ public:
         touch();
         reply_frames_.fetch_add(1, std::memory_order_relaxed);
         if (!down_format_ || state_.load() == VoiceState::ended) {
-            connection_->report_bad_frame("audio frame outside a session");
+            link_->report_bad_frame("audio frame outside a session");
             return;
         }
         if (discard_reply_) {
@@ -858,12 +910,10 @@ public:
             std::lock_guard lock(state_mutex_);
             id = session_id_;
         }
-        connection_->send_text(Json{
-            {"type", "barge_in"},
-            {"session_id", id},
-            {"response_id", response_id},
-            {"played_ms",
-             played_ms}}.dump());
+        send_control({{"type", "barge_in"},
+                      {"session_id", id},
+                      {"response_id", response_id},
+                      {"played_ms", played_ms}});
         barge_ins_.fetch_add(1, std::memory_order_relaxed);
         logger_->info("barge_in response={} played_ms={}", response_id, played_ms);
         VoiceEvent event;
@@ -894,7 +944,7 @@ public:
         // While the session is active, the buffer empties onto the link in order; what was
         // sent is remembered until a resume confirms the server has it.
         while (state_.load() == VoiceState::active && !outage_.empty()) {
-            if (connection_->send_binary(outage_.front().second)) {
+            if (link_->send_binary(outage_.front().second)) {
                 break;  // the link just went down; on_link_down follows
             }
             record_latency(outage_.front().first);
@@ -970,7 +1020,7 @@ public:
     }
 
     void emit(const VoiceEvent& event) {
-        if (!on_event_) {
+        if (!on_event_ || silenced_) {
             return;
         }
         try {
@@ -979,6 +1029,95 @@ public:
             logger_->error("the application's event handler threw: {}", e.what());
         }
     }
+
+    // Sends a control message, and shows it to the application's observer first.
+    void send_control(const Json& message) {
+        observe(true, message);
+        link_->send_text(message.dump());
+    }
+
+    // The application's view of every control message; the token never leaves the library.
+    void observe(bool sent, const Json& message) {
+        if (!options_.on_control_message || silenced_) {
+            return;
+        }
+        try {
+            if (message.contains("access_token")) {
+                Json copy = message;
+                copy["access_token"] = "<redacted>";
+                options_.on_control_message(sent, copy);
+            } else {
+                options_.on_control_message(sent, message);
+            }
+        } catch (const std::exception& e) {
+            logger_->error("the application's control-message observer threw: {}", e.what());
+        }
+    }
+
+    // ---- io thread: riding a warm stream (hosted_) ----
+
+    void attach_to_stream() {
+        // One session at a time; a second one is refused rather than mixed in.
+        if (!stream_->attach(weak_from_this())) {
+            fail(make_error_code(errc::session_refused),
+                 "another session is riding the voice stream");
+            return;
+        }
+
+        // The start is bounded as on a link of its own; it goes out now or when the link is up.
+        start_timer_ = link_->call_after(options_.start_timeout, [weak = weak_from_this()] {
+            auto self = weak.lock();
+            if (self && !self->ever_active_ && self->state_.load() != VoiceState::ended) {
+                self->fail(make_error_code(errc::timeout), "no session_started in time");
+            }
+        });
+        if (stream_->ready()) {
+            on_stream_ready(stream_->token());
+        }
+    }
+
+    // Owner's thread, hosted mode: detach on the io thread and wait for it (bounded), so that
+    // nothing of this session runs or reaches the application after ~VoiceSession.
+    void leave_stream() {
+        auto leave = [](Impl& self) {
+            self.silenced_ = true;
+            self.link_->cancel(self.start_timer_);
+            self.stream_->detach(&self);
+        };
+        if (link_->on_io_thread()) {
+            leave(*this);
+            return;
+        }
+        auto done = std::make_shared<std::promise<void>>();
+        auto left = done->get_future();
+        link_->post([weak = weak_from_this(), done, leave] {
+            if (auto self = weak.lock()) {
+                leave(*self);
+            }
+            done->set_value();
+        });
+        if (left.wait_for(std::chrono::seconds(3)) != std::future_status::ready) {
+            logger_->error("the voice stream's io thread did not answer within 3 s");
+        }
+    }
+
+    void on_stream_ready(const std::string& token) override {
+        // Start (or resume) now that the warm link is authenticated.
+        auto state = state_.load();
+        if (state == VoiceState::connecting || state == VoiceState::resuming) {
+            link_->send_text(opening_frame(token));
+        }
+    }
+
+    void on_stream_down(std::error_code reason) override { on_link_down(reason); }
+
+    void on_stream_failed(std::error_code reason, const std::string& why) override {
+        fail(reason ? reason : make_error_code(errc::session_lost), why);
+    }
+
+    void on_stream_message(const Json& message) override { on_message(message); }
+
+    void on_stream_binary(std::string_view bytes) override { on_binary(bytes); }
 
     // ---- source thread ----
 
@@ -1039,7 +1178,7 @@ void VoiceSession::Impl::run_source() {
         if (result != SourceRead::frame) {
             if (result == SourceRead::error) {
                 auto detail = source_->error();
-                connection_->post([weak = weak_from_this(), detail] {
+                link_->post([weak = weak_from_this(), detail] {
                     if (auto self = weak.lock())
                         self->report_error(make_error_code(audio::errc::file_read_failed), detail);
                 });
@@ -1060,7 +1199,7 @@ void VoiceSession::Impl::run_source() {
             std::this_thread::sleep_for(milliseconds(1));
         }
         if (!drain_posted_.exchange(true, std::memory_order_acq_rel)) {
-            connection_->post([weak = weak_from_this()] {
+            link_->post([weak = weak_from_this()] {
                 if (auto self = weak.lock())
                     self->drain_uplink();
             });
@@ -1214,7 +1353,7 @@ void VoiceSession::Impl::play_barge_in(std::vector<float>& frame, audio::JitterB
         std::lock_guard lock(barge_mutex_);
         response = barge_response_;
     }
-    connection_->post([weak = weak_from_this(), response, played_ms] {
+    link_->post([weak = weak_from_this(), response, played_ms] {
         if (auto self = weak.lock())
             self->send_barge_in(response, played_ms);
     });
@@ -1261,7 +1400,7 @@ void VoiceSession::Impl::run_fetches() {
         }
 
         // The io thread reports the outcome and closes the reply.
-        connection_->post([weak = weak_from_this(), job, ec, detail] {
+        link_->post([weak = weak_from_this(), job, ec, detail] {
             auto self = weak.lock();
             if (!self) {
                 return;
@@ -1310,7 +1449,7 @@ VoiceStats VoiceSession::Impl::stats() const {
     s.reply_first_audio_ms = first_audio_ms_.load();
     s.input_dbfs = input_dbfs_.load();
     s.output_dbfs = output_dbfs_.load();
-    s.rtt = connection_->stats().last_rtt;
+    s.rtt = link_->stats().last_rtt;
     s.bad_frames = get(bad_frames_);
     if (auto* jitter = jitter_.load(std::memory_order_acquire)) {
         auto js = jitter->stats();
@@ -1343,9 +1482,22 @@ VoiceStats VoiceSession::Impl::stats() const {
 VoiceSession::VoiceSession(VoiceSessionOptions options, std::unique_ptr<VoiceSource> source,
                            std::unique_ptr<VoiceSink> sink, EventHandler on_event) {
     options.validate();
-    impl_ = std::make_shared<Impl>(std::move(options), std::move(source), std::move(sink),
+    impl_ = std::make_shared<Impl>(std::move(options), nullptr, std::move(source), std::move(sink),
                                    std::move(on_event));
     impl_->init();
+}
+
+VoiceSession::VoiceSession(VoiceSessionOptions options, VoiceStream& stream,
+                           std::unique_ptr<VoiceSource> source, std::unique_ptr<VoiceSink> sink,
+                           EventHandler on_event) {
+    options.validate();
+    impl_ = std::make_shared<Impl>(std::move(options), stream.impl_, std::move(source),
+                                   std::move(sink), std::move(on_event));
+    impl_->init();
+}
+
+bool VoiceSession::rides_stream() const {
+    return impl_->hosted_;
 }
 
 VoiceSession::~VoiceSession() {
@@ -1393,7 +1545,7 @@ std::uint64_t VoiceSession::sink_samples() const {
 }
 
 const Connection& VoiceSession::connection() const {
-    return *impl_->connection_;
+    return *impl_->link_;
 }
 
 }  // namespace olympus

@@ -184,6 +184,9 @@ public:
         std::optional<std::chrono::system_clock::time_point> expires_at = std::nullopt);
     /// Counts a frame the owner found malformed and logs it, rate-limited.
     void report_bad_frame(std::string_view what);
+    /// The close code the peer sent when the last link closed (1006 when it ended without a
+    /// close frame); 0 while the current link is open or none has closed yet.
+    int last_close_code() const;
 
 private:
     class Impl;

@@ -21,6 +21,7 @@
 
 #include "olympus/connection.hpp"
 #include "olympus/voice_io.hpp"
+#include "olympus/voice_stream.hpp"
 
 namespace olympus {
 
@@ -141,6 +142,11 @@ struct VoiceSessionOptions {
     /// Wait this long for session_ended after end_session.
     std::chrono::milliseconds end_timeout{2'000};
     int fade_ms = 5;  ///< barge-in fade, file sinks (device sinks use their own setting)
+    /// Sees every control message of the session on the io thread, as sent (`sent` true:
+    /// start_session, barge_in, end_session) or received (session_started, transcripts,
+    /// replies, interrupt, session_ended, error), before it is acted on; the access token is
+    /// replaced by "<redacted>". Must not block. Unset: nothing is observed.
+    std::function<void(bool sent, const nlohmann::json& message)> on_control_message;
 
     /// Throws std::invalid_argument naming the bad value.
     void validate() const;
@@ -155,6 +161,16 @@ public:
     /// thread and must not block or call wait_*() or the destructor.
     VoiceSession(VoiceSessionOptions options, std::unique_ptr<VoiceSource> source,
                  std::unique_ptr<VoiceSink> sink, EventHandler on_event);
+    /// As above, riding `stream`'s warm link unless the stream is in per-session mode (then
+    /// options.connection opens a link of its own, as above). On the warm link start() sends
+    /// start_session once the link is authenticated, a drop is resumed on the stream's
+    /// reconnect, and the end leaves the link open for the next session. One session rides a
+    /// stream at a time; a second one fails with errc::session_refused. If the stream turns
+    /// out not to support warm links while this session waits on it, the session fails with
+    /// errc::session_lost. The stream must outlive the session.
+    VoiceSession(VoiceSessionOptions options, VoiceStream& stream,
+                 std::unique_ptr<VoiceSource> source, std::unique_ptr<VoiceSink> sink,
+                 EventHandler on_event);
     /// Ends like close() and joins every thread; the sink is finished.
     ~VoiceSession();
     VoiceSession(const VoiceSession&) = delete;
@@ -183,8 +199,10 @@ public:
     VoiceStats stats() const;
     /// The sink's written samples (for progress displays); 0 without a sink.
     std::uint64_t sink_samples() const;
-    /// The underlying link, for its state and counters.
+    /// The underlying link, for its state and counters (the stream's when riding one).
     const Connection& connection() const;
+    /// True when the session rides a warm VoiceStream rather than a link of its own.
+    bool rides_stream() const;
 
 private:
     class Impl;

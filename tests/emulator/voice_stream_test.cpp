@@ -1,6 +1,8 @@
 // The emulator's voice stream (/stream) driven by a real WebSocket client with real speech
 // (espeak-ng) encoded with Opus: sessions, greeting, recording of what was sent, end-of-utterance
 // replies, interrupts, barge-in, resume, audio_url replies and bad input, over ws and wss.
+#include <set>
+
 #include <curl/curl.h>
 #include <gtest/gtest.h>
 
@@ -300,6 +302,48 @@ TEST_P(VoiceStreamTest, EndsSessionAndStartsAnotherOnTheSameConnection) {
     auto second = start_session(*c)["session_id"];
     EXPECT_NE(second, first);
     EXPECT_EQ(emu_->voice_sessions()[0].end_reason, "completed");
+}
+
+// A warm connection [ours]: `auth` first is answered with auth_success, the auth timeout no
+// longer closes the idle connection, and three sessions follow each other on it.
+TEST_P(VoiceStreamTest, WarmConnectionAuthenticatesFirstAndCarriesSessionAfterSession) {
+    auto options = fast();
+    options.auth_timeout = 300ms;
+    start(options);
+    auto c = open();
+    c->send_json({{"type", "auth"}, {"token", emu_->mint_token()}});
+    auto ok = c->next_of_type("auth_success");
+    ASSERT_TRUE(ok);
+    EXPECT_EQ((*ok)["user_id"], "user-dev");
+    EXPECT_FALSE(c->wait_closed(900ms)) << "closed by the auth timeout after auth_success";
+
+    std::set<std::string> ids;
+    for (int car = 0; car < 3; ++car) {
+        auto id = start_session(*c)["session_id"].get<std::string>();
+        c->send_json({{"type", "end_session"}, {"session_id", id}, {"reason", "completed"}});
+        ASSERT_TRUE(c->next_of_type("session_ended")) << "car " << car;
+        ids.insert(id);
+    }
+    EXPECT_EQ(ids.size(), 3u);
+    EXPECT_TRUE(c->is_open());
+    EXPECT_EQ(emu_->stats().connections_opened, 1u);
+}
+
+// Without warm connections the emulator acts like a server that lacks them: `auth` is an
+// unknown message, and the connection is closed once a session has ended.
+TEST_P(VoiceStreamTest, WithoutWarmConnectionsAuthIsRefusedAndEachSessionHangsUp) {
+    auto options = fast();
+    options.voice_warm_connections = false;
+    start(options);
+    auto c = open();
+    c->send_json({{"type", "auth"}, {"token", emu_->mint_token()}});
+    auto refused = c->next_of_type("error");
+    ASSERT_TRUE(refused);
+    EXPECT_EQ((*refused)["code"], "invalid_message");
+    auto id = start_session(*c)["session_id"];
+    c->send_json({{"type", "end_session"}, {"session_id", id}, {"reason", "completed"}});
+    EXPECT_TRUE(c->next_of_type("session_ended"));
+    EXPECT_EQ(c->wait_closed(), 1000);
 }
 
 // 16-bit PCM at 16 kHz is taken as announced; a frame of the wrong size is counted as bad.

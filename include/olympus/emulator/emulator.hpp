@@ -62,6 +62,11 @@ struct EmulatorOptions {
     /// recorded; a packet of at least speech_packet_bytes counts as speech, and a reply sends
     /// the utterance's own packets back unchanged. The emulator then spends no codec time.
     bool decode_audio = true;
+    /// [ours] A voice stream connection may authenticate with {"type":"auth"} before its first
+    /// start_session and carry one session after another (the drive-thru lane keeps it warm).
+    /// Off: the emulator behaves like a server without that extension: `auth` is answered with
+    /// `error invalid_message` and the connection is closed (1000) after each session_ended.
+    bool voice_warm_connections = true;
     /// Relay mode: smaller packets count as silence. Tuned for Opus at 24 kb/s, where a frame
     /// of silence takes about 26 bytes and one of speech 50 to 80.
     std::size_t speech_packet_bytes = 40;
