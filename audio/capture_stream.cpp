@@ -10,36 +10,20 @@
 namespace olympus::audio {
 
 Result<std::unique_ptr<CaptureStream>> CaptureStream::open(const DeviceStreamConfig& config) {
-    // PortAudio must be up before devices can be found.
-    auto library = PortAudioLibrary::acquire();
-    if (!library) {
-        return library.error();
+    // PortAudio, the device, its rate and the converter back to the codec rate.
+    auto prepared = detail::prepare_device(Direction::capture, config);
+    if (!prepared) {
+        return prepared.error();
     }
-    auto device = find_device(config.device, Direction::capture);
-    if (!device) {
-        return device.error();
-    }
-
-    // Run the device at the codec rate if it can, else convert on the reader's side.
-    const int device_rate = detail::choose_device_rate(device.value(), config.codec_rate);
-    auto resampler = Resampler::create(device_rate, config.codec_rate, config.resampler_quality);
-    if (!resampler) {
-        return Error{resampler.error().code,
-                     "capture device=\"" + device.value().name + "\" " + resampler.error().context};
-    }
-    if (config.ring_samples < 2 || (config.ring_samples & (config.ring_samples - 1)) != 0) {
-        return Error{make_error_code(errc::invalid_argument),
-                     "capture ring_samples=" + std::to_string(config.ring_samples)};
-    }
-    std::unique_ptr<CaptureStream> self(
-        new CaptureStream(std::move(library).value(), std::move(device).value(), config,
-                          device_rate, std::move(resampler).value()));
+    auto& p = prepared.value();
+    std::unique_ptr<CaptureStream> self(new CaptureStream(
+        std::move(p.library), std::move(p.device), config, p.device_rate, std::move(p.resampler)));
 
     // Open the device stream with the callback bound to the new object.
     PaStream* stream = nullptr;
     double latency_ms = 0;
     Error error;
-    if (detail::open_stream(Direction::capture, self->device_, device_rate, config,
+    if (detail::open_stream(Direction::capture, self->device_, self->device_rate_, config,
                             &CaptureStream::on_audio, self.get(), stream, latency_ms, error)) {
         return error;
     }
@@ -59,20 +43,15 @@ CaptureStream::CaptureStream(PortAudioLibrary library, DeviceInfo device,
       scratch_(4096) {}
 
 CaptureStream::~CaptureStream() {
-    if (stream_ != nullptr) {
-        Pa_CloseStream(stream_);  // stops the callback first
-    }
+    detail::close_stream(stream_);
 }
 
 std::error_code CaptureStream::start() {
-    const PaError result = Pa_StartStream(stream_);
-    return result == paNoError ? std::error_code{} : make_portaudio_error(result);
+    return detail::start_stream(stream_);
 }
 
 std::error_code CaptureStream::stop() {
-    const PaError result = Pa_StopStream(stream_);
-    return result == paNoError || result == paStreamIsStopped ? std::error_code{}
-                                                              : make_portaudio_error(result);
+    return detail::stop_stream(stream_);
 }
 
 int CaptureStream::on_audio(const void* input, void*, unsigned long frames,

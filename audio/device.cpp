@@ -94,6 +94,11 @@ PortAudioLibrary::~PortAudioLibrary() {
     }
 }
 
+int PortAudioLibrary::users() {
+    std::lock_guard lock(library_mutex());
+    return library_users();
+}
+
 std::vector<DeviceInfo> list_devices() {
     std::vector<DeviceInfo> devices;
     const int count = Pa_GetDeviceCount();

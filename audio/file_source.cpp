@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 #include <sndfile.h>
 
@@ -61,8 +62,19 @@ Result<FileSource> FileSource::open(const std::string& path, const FileSourceCon
     }
 
     // Refuse shapes the pipeline cannot use, naming the value.
-    FileInfo info{path, format_name(sf_info.format), sf_info.samplerate, sf_info.channels,
-                  static_cast<long long>(sf_info.frames)};
+    FileInfo info{path,
+                  format_name(sf_info.format),
+                  sf_info.samplerate,
+                  sf_info.channels,
+                  static_cast<long long>(sf_info.frames),
+                  {},
+                  {}};
+    for (auto [tag, field] :
+         {std::pair{SF_STR_SOFTWARE, &info.software}, std::pair{SF_STR_COMMENT, &info.comment}}) {
+        if (const char* text = sf_get_string(file.get(), tag)) {
+            *field = text;
+        }
+    }
     if (info.channels < 1 || info.channels > kMaxChannels) {
         return Error{make_error_code(errc::unsupported_channels),
                      "file=" + path + " channels=" + std::to_string(info.channels)};
@@ -70,6 +82,11 @@ Result<FileSource> FileSource::open(const std::string& path, const FileSourceCon
     if (info.sample_rate < 8000 || info.sample_rate > 192000) {
         return Error{make_error_code(errc::unsupported_rate),
                      "file=" + path + " rate=" + std::to_string(info.sample_rate)};
+    }
+    if (config.channel < -1 || config.channel >= info.channels) {
+        return Error{make_error_code(errc::unsupported_channels),
+                     "file=" + path + " channel=" + std::to_string(config.channel + 1) + " of " +
+                         std::to_string(info.channels)};
     }
     if (config.frame_samples == 0 || config.frame_samples > 48000) {
         return Error{make_error_code(errc::invalid_argument),
@@ -112,8 +129,15 @@ std::error_code FileSource::refill() {
 }
 
 std::size_t FileSource::downmix(std::size_t frames) {
-    // Average the channels, so a stereo file keeps its level.
+    // One chosen channel as it is, or the average of all, so a stereo file keeps its level.
     const auto channels = static_cast<std::size_t>(info_.channels);
+    if (config_.channel >= 0) {
+        const auto pick = static_cast<std::size_t>(config_.channel);
+        for (std::size_t i = 0; i < frames; ++i) {
+            mono_[i] = interleaved_[i * channels + pick];
+        }
+        return frames;
+    }
     for (std::size_t i = 0; i < frames; ++i) {
         float sum = 0.0f;
         for (std::size_t c = 0; c < channels; ++c) {

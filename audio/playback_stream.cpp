@@ -9,37 +9,23 @@
 
 namespace olympus::audio {
 
-Result<std::unique_ptr<PlaybackStream>> PlaybackStream::open(const DeviceStreamConfig& config) {
-    // PortAudio must be up before devices can be found.
-    auto library = PortAudioLibrary::acquire();
-    if (!library) {
-        return library.error();
+Result<std::unique_ptr<PlaybackStream>> PlaybackStream::open(const DeviceStreamConfig& config,
+                                                             PlaybackTap tap) {
+    // PortAudio, the device, its rate and the converter from the codec rate.
+    auto prepared = detail::prepare_device(Direction::playback, config);
+    if (!prepared) {
+        return prepared.error();
     }
-    auto device = find_device(config.device, Direction::playback);
-    if (!device) {
-        return device.error();
-    }
-
-    // Run the device at the codec rate if it can, else convert on the writer's side.
-    const int device_rate = detail::choose_device_rate(device.value(), config.codec_rate);
-    auto resampler = Resampler::create(config.codec_rate, device_rate, config.resampler_quality);
-    if (!resampler) {
-        return Error{resampler.error().code, "playback device=\"" + device.value().name + "\" " +
-                                                 resampler.error().context};
-    }
-    if (config.ring_samples < 2 || (config.ring_samples & (config.ring_samples - 1)) != 0) {
-        return Error{make_error_code(errc::invalid_argument),
-                     "playback ring_samples=" + std::to_string(config.ring_samples)};
-    }
+    auto& p = prepared.value();
     std::unique_ptr<PlaybackStream> self(
-        new PlaybackStream(std::move(library).value(), std::move(device).value(), config,
-                           device_rate, std::move(resampler).value()));
+        new PlaybackStream(std::move(p.library), std::move(p.device), config, p.device_rate,
+                           std::move(p.resampler), tap));
 
     // Open the device stream with the callback bound to the new object.
     PaStream* stream = nullptr;
     double latency_ms = 0;
     Error error;
-    if (detail::open_stream(Direction::playback, self->device_, device_rate, config,
+    if (detail::open_stream(Direction::playback, self->device_, self->device_rate_, config,
                             &PlaybackStream::on_audio, self.get(), stream, latency_ms, error)) {
         return error;
     }
@@ -50,31 +36,27 @@ Result<std::unique_ptr<PlaybackStream>> PlaybackStream::open(const DeviceStreamC
 
 PlaybackStream::PlaybackStream(PortAudioLibrary library, DeviceInfo device,
                                const DeviceStreamConfig& config, int device_rate,
-                               Resampler resampler)
+                               Resampler resampler, PlaybackTap tap)
     : library_(std::move(library)),
       device_(std::move(device)),
       config_(config),
       device_rate_(device_rate),
+      tap_(tap),
       ring_(config.ring_samples),
       resampler_(std::move(resampler)),
       scratch_(4096),
       fade_length_(static_cast<std::size_t>(std::max(1, device_rate * config.fade_ms / 1000))) {}
 
 PlaybackStream::~PlaybackStream() {
-    if (stream_ != nullptr) {
-        Pa_CloseStream(stream_);  // stops the callback first
-    }
+    detail::close_stream(stream_);
 }
 
 std::error_code PlaybackStream::start() {
-    const PaError result = Pa_StartStream(stream_);
-    return result == paNoError ? std::error_code{} : make_portaudio_error(result);
+    return detail::start_stream(stream_);
 }
 
 std::error_code PlaybackStream::stop() {
-    const PaError result = Pa_StopStream(stream_);
-    return result == paNoError || result == paStreamIsStopped ? std::error_code{}
-                                                              : make_portaudio_error(result);
+    return detail::stop_stream(stream_);
 }
 
 std::size_t PlaybackStream::write(Span<const float> pcm) noexcept {
@@ -148,6 +130,11 @@ void PlaybackStream::fill(float* out, std::size_t frames) noexcept {
         }
     }
     played_.fetch_add(got, std::memory_order_release);
+
+    // The echo canceller's reference: exactly what the device is handed, fade included.
+    if (tap_.fn != nullptr) {
+        tap_.fn(tap_.context, out, frames);
+    }
 }
 
 StreamStats PlaybackStream::stats() const noexcept {

@@ -1,11 +1,23 @@
-// `olympus-voice drive-thru`: the unattended lane agent of a drive-thru post. For now only its
-// start-up validation runs: `--check-config` loads the lane configuration, reports every problem
-// by key path and exits. Main thread.
+// `olympus-voice drive-thru --config lane.json`: the unattended agent of a drive-thru lane. It
+// validates the configuration (`--check-config` stops there), serves /metrics and POST /trigger,
+// runs the lane agent, reads car arrivals from standard input when configured, reports to
+// systemd (readiness, status, watchdog) and shuts down cleanly on SIGTERM or SIGINT. The main
+// thread waits for the signal; a stdin reader thread, the HTTP thread and the agent's threads
+// do the rest.
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <memory>
+#include <poll.h>
 #include <string>
+#include <thread>
+#include <unistd.h>
 
+#include "olympus/lane/lane_agent.hpp"
 #include "olympus/lane/lane_config.hpp"
+#include "olympus/lane/metrics_registry.hpp"
+#include "olympus/lane/metrics_server.hpp"
+#include "olympus/lane/watchdog.hpp"
 #include "olympus/log.hpp"
 
 #include "commands.hpp"
@@ -35,9 +47,138 @@ void print_summary(const std::string& path, const lane::LaneConfig& c) {
     if (c.metrics.enabled) {
         std::printf("  metrics on http://%s:%d/metrics\n", c.metrics.bind.c_str(), c.metrics.port);
     }
+    std::printf("  sessions start on: %s%s%s\n", c.audio_processing.vad ? "voice " : "",
+                c.triggers.stdin_lines ? "stdin " : "", c.triggers.http ? "POST /trigger" : "");
     if (c.recording.enabled) {
         std::printf("  recording into %s\n", c.recording.directory.c_str());
     }
+}
+
+// Blocks SIGTERM and SIGINT in every thread started from now on; the main thread takes them
+// with sigtimedwait(), so no handler runs in the middle of the agent's work.
+sigset_t block_shutdown_signals() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    return signals;
+}
+
+// Reads car arrivals from standard input, one per non-empty line, until end of input or stop.
+class StdinTrigger {
+public:
+    explicit StdinTrigger(lane::LaneAgent& agent) : agent_(agent) {
+        thread_ = std::thread([this] { run(); });
+    }
+    ~StdinTrigger() {
+        stop_.store(true);
+        thread_.join();
+    }
+
+private:
+    void run() {
+        auto logger = olympus::log::get("lane");
+        std::string line;
+        char buffer[256];
+        while (!stop_.load()) {
+            pollfd p{STDIN_FILENO, POLLIN, 0};
+            if (poll(&p, 1, 200) <= 0) {
+                continue;
+            }
+            const ssize_t n = read(STDIN_FILENO, buffer, sizeof buffer);
+            if (n <= 0) {
+                logger->info("standard input closed; stdin triggers end here");
+                return;
+            }
+            for (ssize_t i = 0; i < n; ++i) {
+                if (buffer[i] != '\n') {
+                    line += buffer[i];
+                    continue;
+                }
+                if (line.find_first_not_of(" \t\r") != std::string::npos) {
+                    const auto result = agent_.trigger("stdin");
+                    logger->info("stdin trigger result={}", lane::to_string(result));
+                }
+                line.clear();
+            }
+        }
+    }
+
+    lane::LaneAgent& agent_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+lane::MetricsServer::Reply answer_trigger(lane::LaneAgent& agent) {
+    // 202 when a session starts; otherwise why not, with a status a loop detector can act on.
+    const auto result = agent.trigger("http");
+    switch (result) {
+        case lane::TriggerResult::accepted:
+            return {202, "accepted: a session starts\n"};
+        case lane::TriggerResult::busy:
+            return {409, "busy: a session is already running\n"};
+        default:
+            return {503, std::string(lane::to_string(result)) + ": no session can start now\n"};
+    }
+}
+
+int serve_lane(const lane::LaneConfig& config) {
+    // Signals first, so that every thread started below inherits the blocked mask.
+    const sigset_t signals = block_shutdown_signals();
+    std::signal(SIGXFSZ, SIG_IGN);  // a recording over a file size limit fails, not the lane
+    auto logger = olympus::log::get("lane");
+
+    // The agent (it registers the metrics), then the endpoint: a port in use stops the start.
+    lane::MetricsRegistry registry;
+    lane::Watchdog watchdog;
+    lane::LaneAgentOptions options;
+    options.config = config;
+    options.on_state = [&watchdog](lane::LaneState state, const std::string& why) {
+        (void)watchdog.notify_status(std::string(lane::to_string(state)) + ": " + why);
+    };
+    lane::LaneAgent agent(std::move(options), registry);
+    lane::MetricsServer server(registry);
+    if (config.triggers.http) {
+        server.add_post("/trigger", [&agent] { return answer_trigger(agent); });
+    }
+    if (config.metrics.enabled) {
+        if (auto ec = server.start(config.metrics.bind,
+                                   static_cast<std::uint16_t>(config.metrics.port))) {
+            std::fprintf(stderr, "olympus-voice: drive-thru: metrics endpoint %s:%d: %s\n",
+                         config.metrics.bind.c_str(), config.metrics.port, ec.message().c_str());
+            return kExitFailure;
+        }
+    }
+
+    // Run, and tell systemd; the watchdog is fed only while audio and network make progress.
+    agent.start();
+    std::unique_ptr<StdinTrigger> stdin_trigger;
+    if (config.triggers.stdin_lines) {
+        stdin_trigger = std::make_unique<StdinTrigger>(agent);
+    }
+    watchdog.add_check("audio_pipeline", [&agent] { return agent.audio_progress(); });
+    watchdog.add_check("network", [&agent] { return agent.network_progress(); });
+    const auto period = lane::Watchdog::recommended_period();
+    if (period.count() > 0) {
+        watchdog.start(std::chrono::duration_cast<std::chrono::milliseconds>(period));
+    }
+    (void)watchdog.notify_ready("running: lane " + config.lane);
+    logger->info("drive-thru lane running lane={} metrics_port={}", config.lane, server.port());
+
+    // Until SIGTERM or SIGINT; then the session ends and its recording is finished.
+    int received = 0;
+    const timespec slice{0, 200'000'000};
+    while (received <= 0) {
+        received = sigtimedwait(&signals, nullptr, &slice);
+    }
+    logger->info("signal received signal={}; stopping", received == SIGTERM ? "SIGTERM" : "SIGINT");
+    (void)watchdog.notify_stopping("stopping");
+    stdin_trigger.reset();
+    agent.stop();
+    watchdog.stop();
+    server.stop();
+    return kExitOk;
 }
 
 void run_drive_thru(const DriveThruFlags& flags) {
@@ -56,16 +197,12 @@ void run_drive_thru(const DriveThruFlags& flags) {
         exit_code() = kExitOk;
         return;
     }
-
-    // TODO: run the lane agent (warm voice connection, sessions on VAD or trigger, device
-    // retry, metrics endpoint, watchdog, recording). Until it is wired up on top of
-    // VoiceSession, `drive-thru` without --check-config exits with an error instead of serving
-    // the lane.
-    std::fprintf(stderr,
-                 "olympus-voice: drive-thru: running the lane agent is not available yet; "
-                 "use --check-config to validate %s\n",
-                 flags.config.c_str());
-    exit_code() = kExitFailure;
+    try {
+        exit_code() = serve_lane(config);
+    } catch (const std::invalid_argument& e) {
+        std::fprintf(stderr, "olympus-voice: drive-thru: %s\n", e.what());
+        exit_code() = kExitUsage;
+    }
 }
 
 }  // namespace

@@ -191,7 +191,8 @@ const std::vector<Key>& keys() {
         flag("audio_processing.vad", true, "Voice activity detection (starts a session).",
              [](const json& v, LaneConfig& c) { c.audio_processing.vad = v; }),
         number("audio_processing.delay_ms", 40, 0, 500,
-               "Speaker-to-microphone delay of the device, in ms.",
+               "Speaker-to-microphone delay in ms beyond the latencies the devices report (air, "
+               "unreported buffers).",
                [](const json& v, LaneConfig& c) { c.audio_processing.delay_ms = v; }),
         flag("audio_processing.delay_agnostic", true,
              "Let the canceller search for the delay too (recovers a delay_ms off by ~60 ms).",
@@ -210,6 +211,9 @@ const std::vector<Key>& keys() {
         number("timeouts.device_retry_max_ms", 10000, 100, 600000,
                "Cap of the backoff between attempts to reopen a lost audio device.",
                set_duration(&LaneConfig::Timeouts::device_retry_max)),
+        number("timeouts.device_stall_ms", 500, 50, 10000,
+               "No audio callback for this long: the device counts as lost and is reopened.",
+               set_duration(&LaneConfig::Timeouts::device_stall)),
         text("token.file", false, "-", "path; exactly one of token.file, token.command",
              "File holding the access token, read again before each connect.", not_empty,
              [](const json& v, LaneConfig& c) { c.token.file = v; }),
@@ -236,14 +240,29 @@ const std::vector<Key>& keys() {
         text("recording.directory", false, "-", "path; required when recording.enabled",
              "Directory the recordings are written to.", not_empty,
              [](const json& v, LaneConfig& c) { c.recording.directory = v; }),
+        flag("triggers.stdin", false, "A line on standard input starts a session.",
+             [](const json& v, LaneConfig& c) { c.triggers.stdin_lines = v; }),
+        flag("triggers.http", true,
+             "POST /trigger on the metrics endpoint starts a session (a loop detector).",
+             [](const json& v, LaneConfig& c) { c.triggers.http = v; }),
+        number("triggers.voice_ms", 300, 100, 5000,
+               "Speech at the post (audio_processing.vad) that starts a session, in ms.",
+               [](const json& v, LaneConfig& c) {
+                   c.triggers.voice = std::chrono::milliseconds(v.get<long long>());
+               }),
+        number("health.interval_s", 60, 1, 3600, "Period of the one-line health summary, in s.",
+               [](const json& v, LaneConfig& c) {
+                   c.health.interval = std::chrono::seconds(v.get<long long>());
+               }),
     };
     return table;
 }
 
 // The sections: keys whose value must be an object holding only known keys.
 const std::set<std::string>& sections() {
-    static const std::set<std::string> names = {"server", "devices", "audio_processing", "timeouts",
-                                                "token",  "metrics", "recording"};
+    static const std::set<std::string> names = {"server",    "devices",  "audio_processing",
+                                                "timeouts",  "token",    "metrics",
+                                                "recording", "triggers", "health"};
     return names;
 }
 
@@ -339,6 +358,9 @@ void check_together(const json& root, const LaneConfig& config, std::vector<std:
     }
     if (config.timeouts.reconnect_initial > config.timeouts.reconnect_max) {
         out.push_back("timeouts.reconnect_initial_ms: must not exceed timeouts.reconnect_max_ms");
+    }
+    if (config.triggers.http && !config.metrics.enabled) {
+        out.push_back("triggers.http: needs metrics.enabled (POST /trigger is served there)");
     }
 }
 

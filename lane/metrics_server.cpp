@@ -23,7 +23,20 @@ struct MetricsServer::Impl {
         requests.fetch_add(1, std::memory_order_relaxed);
         const std::string& resource = con->get_resource();
         const std::string path = resource.substr(0, resource.find('?'));
-        if (con->get_request().get_method() != "GET") {
+        const std::string& method = con->get_request().get_method();
+        if (auto route = posts.find(path); route != posts.end()) {
+            if (method != "POST") {
+                con->set_status(websocketpp::http::status_code::method_not_allowed);
+                con->append_header("Allow", "POST");
+                return;
+            }
+            const Reply reply = route->second();
+            con->set_status(static_cast<websocketpp::http::status_code::value>(reply.status));
+            con->append_header("Content-Type", "text/plain; charset=utf-8");
+            con->set_body(reply.body);
+            return;
+        }
+        if (method != "GET") {
             con->set_status(websocketpp::http::status_code::method_not_allowed);
             con->append_header("Allow", "GET");
             return;
@@ -43,6 +56,7 @@ struct MetricsServer::Impl {
     }
 
     const MetricsRegistry& registry;
+    std::map<std::string, std::function<Reply()>> posts;  // set before start, then read-only
     HttpServer server;
     std::thread thread;
     std::atomic<std::uint64_t> requests{0};
@@ -53,6 +67,10 @@ MetricsServer::MetricsServer(const MetricsRegistry& registry)
 
 MetricsServer::~MetricsServer() {
     stop();
+}
+
+void MetricsServer::add_post(const std::string& path, std::function<Reply()> handler) {
+    impl_->posts[path] = std::move(handler);
 }
 
 std::error_code MetricsServer::start(const std::string& bind_address, std::uint16_t port) {

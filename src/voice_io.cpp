@@ -12,14 +12,17 @@ using std::chrono::milliseconds;
 
 // ---- FileVoiceSource ----
 
-audio::Result<std::unique_ptr<FileVoiceSource>> FileVoiceSource::open(
-    const std::string& path, int sample_rate, int frame_ms, bool realtime,
-    milliseconds trailing_silence) {
+audio::Result<std::unique_ptr<FileVoiceSource>> FileVoiceSource::open(const std::string& path,
+                                                                      int sample_rate, int frame_ms,
+                                                                      bool realtime,
+                                                                      milliseconds trailing_silence,
+                                                                      int channel) {
     // The file source decodes as fast as it can; this class does the pacing, silence included.
     audio::FileSourceConfig config;
     config.output_rate = sample_rate;
     config.frame_samples = static_cast<std::size_t>(sample_rate * frame_ms / 1000);
     config.pace = audio::Pace::as_fast_as_possible;
+    config.channel = channel;
     auto file = audio::FileSource::open(path, config);
     if (!file) {
         return file.error();

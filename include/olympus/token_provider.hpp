@@ -2,10 +2,12 @@
 // changes, or an application callback. The connection calls a provider on its io thread only.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace olympus {
 
@@ -52,6 +54,24 @@ private:
     std::filesystem::file_time_type mtime_{};
     std::uintmax_t size_ = 0;
     std::string token_;
+};
+
+/// Runs a program (argv, no shell) for each token and takes what it prints on standard output,
+/// surrounding whitespace trimmed. A program that fails, prints nothing or runs past `timeout`
+/// (it is killed) yields "" and error() says why. Blocks the calling io thread while it runs.
+class CommandTokenProvider final : public TokenProvider {
+public:
+    /// Throws std::invalid_argument when `argv` is empty.
+    explicit CommandTokenProvider(std::vector<std::string> argv,
+                                  std::chrono::milliseconds timeout = std::chrono::seconds(5));
+    std::string token(TokenRequest why) override;
+    /// Why the last call returned "" (never the output itself).
+    const std::string& error() const { return error_; }
+
+private:
+    std::vector<std::string> argv_;
+    std::chrono::milliseconds timeout_;
+    std::string error_;
 };
 
 /// Calls an application function for each token.

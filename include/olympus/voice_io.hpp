@@ -88,10 +88,12 @@ public:
 class FileVoiceSource final : public VoiceSource {
 public:
     /// Opens `path` now: a missing or unreadable file fails here, with its name, before any
-    /// connection is made. `realtime` paces frames at their real-time deadlines.
+    /// connection is made. `realtime` paces frames at their real-time deadlines. `channel`
+    /// (0-based) streams one channel of a multi-channel file; -1 averages them.
     static audio::Result<std::unique_ptr<FileVoiceSource>> open(
         const std::string& path, int sample_rate, int frame_ms, bool realtime,
-        std::chrono::milliseconds trailing_silence = std::chrono::milliseconds(1000));
+        std::chrono::milliseconds trailing_silence = std::chrono::milliseconds(1000),
+        int channel = -1);
 
     SourceRead read(audio::Span<float> frame, Clock::time_point& captured) override;
     bool realtime() const override { return realtime_; }

@@ -1,5 +1,6 @@
 // Tests of `olympus-voice drive-thru --check-config`, compiled with the command's source so that
-// they do not need the whole program.
+// they do not need the whole program (the running agent is tested as a process in
+// drive_thru_process_test.cpp).
 #include <fstream>
 #include <string>
 #include <vector>
@@ -67,13 +68,6 @@ TEST(DriveThruCommand, ReportsEveryBadKeyAndExitsWithUsageCode) {
         << r.err;
     EXPECT_NE(r.err.find("audio_processing.aecc: unknown key"), std::string::npos) << r.err;
     EXPECT_EQ(r.out, "");
-}
-
-// Without --check-config the agent does not run yet, and says so instead of pretending.
-TEST(DriveThruCommand, RunningTheLaneIsNotAvailableYet) {
-    const CommandRun r = run({"drive-thru", "--config", OLYMPUS_SAMPLE_LANE_JSON});
-    EXPECT_EQ(r.code, kExitFailure);
-    EXPECT_NE(r.err.find("not available yet"), std::string::npos) << r.err;
 }
 
 }  // namespace

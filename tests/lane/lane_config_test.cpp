@@ -49,7 +49,7 @@ std::vector<std::string> problems(const json& config) {
 // The example in samples/ is complete and valid, and every value in it arrives in the struct.
 TEST(LaneConfig, LoadsTheSampleFile) {
     const LaneConfig c = load_lane_config(OLYMPUS_SAMPLE_LANE_JSON);
-    EXPECT_EQ(c.server.url, "wss://voice.olympus.example/v1/voice");
+    EXPECT_EQ(c.server.url, "wss://voice.olympuscloud.ai/stream");
     EXPECT_EQ(c.location, "store-0042");
     EXPECT_EQ(c.lane, "lane-1");
     EXPECT_EQ(c.devices.input, "USB Audio");
@@ -64,6 +64,10 @@ TEST(LaneConfig, LoadsTheSampleFile) {
     EXPECT_EQ(c.metrics.bind, "127.0.0.1");
     EXPECT_EQ(c.metrics.port, 9464);
     EXPECT_FALSE(c.recording.enabled);
+    EXPECT_FALSE(c.triggers.stdin_lines);
+    EXPECT_TRUE(c.triggers.http);
+    EXPECT_EQ(c.timeouts.device_stall, std::chrono::milliseconds(500));
+    EXPECT_EQ(c.health.interval, std::chrono::seconds(60));
 
     // Every key the validator knows appears in the sample, so it doubles as a reference.
     std::ifstream file(OLYMPUS_SAMPLE_LANE_JSON);
@@ -87,6 +91,10 @@ TEST(LaneConfig, FillsDefaults) {
     EXPECT_EQ(c.metrics.bind, "127.0.0.1");
     EXPECT_EQ(c.metrics.port, 9464);
     EXPECT_EQ(c.timeouts.session_max, std::chrono::seconds(300));
+    EXPECT_EQ(c.triggers.voice, std::chrono::milliseconds(300));
+    EXPECT_TRUE(c.triggers.http);
+    EXPECT_FALSE(c.triggers.stdin_lines);
+    EXPECT_EQ(c.health.interval, std::chrono::seconds(60));
 }
 
 // A typo must not be silently ignored: unknown keys at any level are errors.
@@ -146,6 +154,7 @@ TEST(LaneConfig, RefusesMissingKeysAndConflicts) {
     c["token"] = {{"file", "/run/token"}, {"command", {"get-token"}}};
     c["recording"] = {{"enabled", true}};
     c["timeouts"] = {{"reconnect_initial_ms", 5000}, {"reconnect_max_ms", 1000}};
+    c["metrics"] = {{"enabled", false}};
     EXPECT_TRUE(refused_with(c, "server.url: required"));
     EXPECT_TRUE(refused_with(c, "location: required"));
     EXPECT_TRUE(refused_with(c, "lane: required"));
@@ -153,7 +162,9 @@ TEST(LaneConfig, RefusesMissingKeysAndConflicts) {
     EXPECT_TRUE(refused_with(c, "recording.directory: required when recording.enabled is true"));
     EXPECT_TRUE(refused_with(
         c, "timeouts.reconnect_initial_ms: must not exceed timeouts.reconnect_max_ms"));
-    EXPECT_EQ(problems(c).size(), 6u);
+    EXPECT_TRUE(
+        refused_with(c, "triggers.http: needs metrics.enabled (POST /trigger is served there)"));
+    EXPECT_EQ(problems(c).size(), 7u);
 
     json none = minimal();
     none.erase("token");
@@ -206,7 +217,7 @@ TEST(LaneConfig, ReferenceTableCoversEveryKey) {
     EXPECT_NE(table.find("| `audio_processing.delay_ms` | integer | 40 | 0 .. 500 |"),
               std::string::npos);
     EXPECT_NE(table.find("| `server.url` | string | (required) |"), std::string::npos);
-    EXPECT_EQ(lane_config_reference().size(), 25u);
+    EXPECT_EQ(lane_config_reference().size(), 30u);
 }
 
 // The installation guide shows exactly the table the validator generates, so the documented

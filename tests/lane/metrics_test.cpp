@@ -288,12 +288,18 @@ TEST(LaneMetrics, ExportsTheLaneFigures) {
     EXPECT_EQ(values["olympus_lane_echo_erle_db{lane=\"lane-1\"}"], 31.0);
     EXPECT_EQ(values["olympus_lane_echo_delay_estimate_ms{lane=\"lane-1\"}"], 4.0);
     EXPECT_EQ(values["olympus_lane_voice_detected{lane=\"lane-1\"}"], 1.0);
-    EXPECT_EQ(values.size(), 16u);
+    lane.set_state("in_session");
+    values = parse_exposition(registry.render());
+    EXPECT_EQ(values["olympus_lane_state{lane=\"lane-1\",state=\"in_session\"}"], 1.0);
+    EXPECT_EQ(values["olympus_lane_state{lane=\"lane-1\",state=\"warming\"}"], 0.0);
+    EXPECT_EQ(values.size(), 27u);
 
     const std::string health = lane.health_line();
-    EXPECT_NE(health.find("connected=1 sessions=3 active=0 ttfa_s=0.42"), std::string::npos)
+    EXPECT_NE(health.find("state=in_session connected=1 sessions=3 active=0 ttfa_s=0.42"),
+              std::string::npos)
         << health;
-    EXPECT_NE(health.find("underruns=1 device_errors=2 erle_db=31"), std::string::npos) << health;
+    EXPECT_NE(health.find("underruns=1 device_up=0 device_errors=2 erle_db=31"), std::string::npos)
+        << health;
 }
 
 }  // namespace

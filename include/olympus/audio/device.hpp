@@ -23,6 +23,10 @@ public:
     PortAudioLibrary(const PortAudioLibrary&) = delete;
     ~PortAudioLibrary();
 
+    /// Instances alive now. PortAudio sees devices added since it started (a restarted JACK
+    /// server) only after the count went to 0 and it was initialised again.
+    static int users();
+
 private:
     PortAudioLibrary() = default;
     bool owns_ = true;

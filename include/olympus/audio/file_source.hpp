@@ -29,6 +29,8 @@ struct FileSourceConfig {
     std::size_t frame_samples = 960;  ///< samples per delivered frame (20 ms at 48 kHz)
     Pace pace = Pace::as_fast_as_possible;
     int resampler_quality = 5;  ///< speexdsp quality 0..10
+    /// Which channel of a multi-channel file to deliver (0-based); -1 averages them all.
+    int channel = -1;
 };
 
 /// What the file holds, as libsndfile reports it.
@@ -38,12 +40,15 @@ struct FileInfo {
     int sample_rate = 0;   ///< Hz, before resampling
     int channels = 0;      ///< before downmixing
     long long frames = 0;  ///< samples per channel in the file (may be an estimate for MP3)
+    std::string software;  ///< the file's software tag (WAV ISFT), "" when absent
+    std::string comment;   ///< the file's comment tag (WAV ICMT), "" when absent
 };
 
 class FileSource {
 public:
-    /// Opens `path`. Missing, unreadable and unsupported files, and rates or channel counts
-    /// out of range, come back as errors naming the file and the value.
+    /// Opens `path`. Missing, unreadable and unsupported files, rates or channel counts out
+    /// of range, and a config.channel the file does not have come back as errors naming the
+    /// file and the value.
     static Result<FileSource> open(const std::string& path, const FileSourceConfig& config);
 
     FileSource(FileSource&&) noexcept;

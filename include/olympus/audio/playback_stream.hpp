@@ -21,6 +21,14 @@ struct PaStreamCallbackTimeInfo;
 
 namespace olympus::audio {
 
+/// A hook that sees exactly the samples handed to the device, at the device rate, from the
+/// playback callback: the echo canceller's reference. `fn` must obey the callback contract (no
+/// allocation, lock, log, system call or exception), e.g. VoiceProcessor::push_far_end().
+struct PlaybackTap {
+    void (*fn)(void* context, const float* samples, std::size_t count) noexcept = nullptr;
+    void* context = nullptr;
+};
+
 /// Threads: open/start/stop on the setup thread; write() on one playout thread; the PortAudio
 /// callback on the device's thread; fade_out_and_flush(), played_samples(), flush_done() and
 /// stats() on any thread.
@@ -28,7 +36,9 @@ class PlaybackStream {
 public:
     /// Finds the device, chooses its rate (the codec rate if it accepts it, else its default),
     /// and opens a mono stream at the lowest latency it accepts. Not started yet.
-    static Result<std::unique_ptr<PlaybackStream>> open(const DeviceStreamConfig& config);
+    /// `tap`, when set, sees every buffer the callback hands to the device.
+    static Result<std::unique_ptr<PlaybackStream>> open(const DeviceStreamConfig& config,
+                                                        PlaybackTap tap = {});
 
     ~PlaybackStream();
     PlaybackStream(const PlaybackStream&) = delete;
@@ -61,7 +71,7 @@ public:
 
 private:
     PlaybackStream(PortAudioLibrary library, DeviceInfo device, const DeviceStreamConfig& config,
-                   int device_rate, Resampler resampler);
+                   int device_rate, Resampler resampler, PlaybackTap tap);
 
     /// The PortAudio callback. Contract: runs on the device's real-time thread and must not
     /// allocate, lock, log, make system calls or throw. It only copies samples out of ring_,
@@ -78,6 +88,7 @@ private:
     int device_rate_ = 0;
     void* stream_ = nullptr;  // PaStream*
     std::atomic<double> latency_ms_{0};
+    const PlaybackTap tap_;  // called by the audio callback
 
     // Playout thread -> audio callback.
     SpscRing<float> ring_;

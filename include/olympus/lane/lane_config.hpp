@@ -29,7 +29,9 @@ struct LaneConfig {
         bool ns = true;
         bool agc = true;
         bool vad = true;
-        int delay_ms = 40;           ///< speaker-to-microphone delay of the device, 0..500
+        /// Speaker-to-microphone delay beyond the latencies the devices report (the air path,
+        /// driver buffers they do not report), ms, 0..500; the canceller gets the sum.
+        int delay_ms = 40;
         bool delay_agnostic = true;  ///< let the canceller search for the delay as well
     };
     struct Timeouts {
@@ -38,6 +40,16 @@ struct LaneConfig {
         std::chrono::milliseconds reconnect_initial{1000};   ///< first reconnect backoff ceiling
         std::chrono::milliseconds reconnect_max{30'000};     ///< backoff cap, network side
         std::chrono::milliseconds device_retry_max{10'000};  ///< backoff cap, audio device reopen
+        std::chrono::milliseconds device_stall{500};         ///< no device callback this long: lost
+    };
+    /// What starts a session besides voice at the post (audio_processing.vad).
+    struct Triggers {
+        bool stdin_lines = false;              ///< a line on standard input
+        bool http = true;                      ///< POST /trigger on the metrics endpoint
+        std::chrono::milliseconds voice{300};  ///< speech at the post that counts as a car
+    };
+    struct Health {
+        std::chrono::seconds interval{60};  ///< period of the one-line health summary
     };
     /// Exactly one of file and command is set.
     struct TokenSource {
@@ -63,6 +75,8 @@ struct LaneConfig {
     TokenSource token;
     Metrics metrics;
     Recording recording;
+    Triggers triggers;
+    Health health;
 };
 
 /// Every problem found in a configuration, each a line "<key path>: <what is wrong>".

@@ -3,6 +3,7 @@
 // from the capture worker, the playout thread and the network thread.
 #pragma once
 
+#include <atomic>
 #include <string>
 
 #include "olympus/audio/voice_processor.hpp"
@@ -24,6 +25,12 @@ public:
     /// One line for the log every minute: the state of the lane at a glance.
     std::string health_line() const;
 
+    /// The lane agent's state, one of kStates: its gauge of olympus_lane_state{state=...} is 1,
+    /// the others 0. Any thread.
+    void set_state(const std::string& state) noexcept;
+    static constexpr const char* kStates[] = {"warming", "waiting",     "in_session",
+                                              "ending",  "device_lost", "stopped"};
+
     // Network thread.
     Gauge& connected;     ///< 1 while the voice connection is up
     Counter& reconnects;  ///< reconnect attempts
@@ -44,6 +51,16 @@ public:
     Gauge& speech_probability;  ///< noise suppressor's speech probability of the last frame
     Gauge& voice;               ///< VAD decision of the last frame, 0 or 1
     Gauge& far_end_dropped;     ///< speaker samples the canceller never saw
+    // Lane agent.
+    Gauge& device_up;           ///< 1 while the microphone and speaker run
+    Gauge& stream_warm;         ///< 1 while sessions ride a warm voice stream connection
+    Counter& token_errors;      ///< no usable token (missing, not a JWT, rejected)
+    Counter& recording_errors;  ///< recordings cut short (disk full, unwritable directory)
+    Counter& triggers_ignored;  ///< arrivals that could not start a session (busy, no device)
+
+private:
+    Gauge* states_[sizeof(kStates) / sizeof(kStates[0])];
+    std::atomic<int> state_index_{0};
 };
 
 }  // namespace olympus::lane

@@ -1,9 +1,11 @@
 // A small local HTTP endpoint that serves a MetricsRegistry at GET /metrics for Prometheus (and
-// GET /healthz for a quick liveness probe). It runs its own network thread; the registry is
-// rendered on that thread.
+// GET /healthz for a quick liveness probe), plus POST routes the lane adds (POST /trigger from a
+// loop detector). It runs its own network thread; the registry is rendered on that thread.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -23,6 +25,16 @@ public:
     ~MetricsServer();  ///< stops the server
     MetricsServer(const MetricsServer&) = delete;
     MetricsServer& operator=(const MetricsServer&) = delete;
+
+    /// The answer to a POST.
+    struct Reply {
+        int status = 200;
+        std::string body;
+    };
+
+    /// Serves POST `path` with `handler`, which runs on the server thread and must be quick and
+    /// thread-safe. Other methods on that path get 405. Call before start().
+    void add_post(const std::string& path, std::function<Reply()> handler);
 
     /// Binds `bind_address` ("127.0.0.1", "::1", "localhost") and `port` (0 picks a free one),
     /// then serves on a new thread. Errors: std::errc::address_in_use when the port is taken,
