@@ -19,6 +19,9 @@ constexpr std::uint64_t kFramesPerMetricsRead = 50;
 // Half a second of far-end audio at 48 kHz: room for the playout thread to run ahead of the
 // capture worker by several device periods.
 constexpr std::size_t kFarRingSamples = 32768;
+// Speaker frames queued beyond the pairing (the capture worker stalled): past this many, they
+// are fed at once so that the reference never lags the microphone by more than 200 ms.
+constexpr std::size_t kMaxFarLead = 20;
 constexpr float kNotMeasured = std::numeric_limits<float>::quiet_NaN();
 
 class ApmCategory final : public std::error_category {
@@ -255,6 +258,7 @@ std::error_code VoiceProcessor::process_capture(Span<float> frame) noexcept {
                                   std::memory_order_relaxed);
     }
     frames_processed_.fetch_add(1, std::memory_order_relaxed);
+    ++mic_frames_;
     if (++frames_since_metrics_ >= kFramesPerMetricsRead) {
         frames_since_metrics_ = 0;
         publish_stats();
@@ -263,12 +267,23 @@ std::error_code VoiceProcessor::process_capture(Span<float> frame) noexcept {
 }
 
 void VoiceProcessor::feed_far_end() noexcept {
-    // Whole 10 ms frames only; a partial frame waits for the rest of its samples.
-    // TODO: pair far-end and microphone frames by device timestamps instead of draining the
-    // whole ring before each microphone frame. After the capture worker stalls for N ms, its
-    // backlog of microphone frames is processed against far-end audio up to N ms too new, so
-    // the echo of that stretch leaks through until the worker has caught up.
+    // Pair by count: the k-th microphone frame since the far end began goes with the k-th
+    // speaker frame. Both devices run on one clock, so a scheduling hiccup that delivers several
+    // frames of each at once cannot shift the pairing (draining the whole ring would pair a
+    // microphone frame with speaker audio that was played after it).
+    // TODO: compensate clock drift between separate capture and playback devices; a faster
+    // speaker builds up a lead that is fed at once past kMaxFarLead (a short stretch of echo
+    // leaks), a slower one makes the pairing slip towards pairing by arrival.
     while (far_ring_.size() >= far_frame_size_) {
+        if (!far_anchored_) {
+            far_anchored_ = true;
+            far_shift_ = static_cast<std::int64_t>(mic_frames_);
+        }
+        const bool due = static_cast<std::int64_t>(far_fed_) + far_shift_ <=
+                         static_cast<std::int64_t>(mic_frames_);
+        if (!due && far_ring_.size() < kMaxFarLead * far_frame_size_) {
+            return;  // this speaker frame belongs to a later microphone frame
+        }
         const std::size_t got = far_ring_.try_pop_bulk(Span<float>(far_frame_));
         if (got != far_frame_size_) {
             return;
@@ -279,6 +294,10 @@ void VoiceProcessor::feed_far_end() noexcept {
                                                channels);
         }
         far_end_frames_.fetch_add(1, std::memory_order_relaxed);
+        ++far_fed_;
+        if (!due) {
+            --far_shift_;  // the capture side fell behind: the pairing moves on by a frame
+        }
     }
 }
 

@@ -553,6 +553,14 @@ void LaneAudio::run_audio() {
             continue;
         }
 
+        // A new opening starts from now: what the microphone queued before the canceller was
+        // ready would pair with the wrong speaker frames.
+        if (generation.get() != processing_) {
+            processing_ = generation.get();
+            while (generation->io->read_frame(frame, milliseconds(0)) == frame.size()) {
+            }
+        }
+
         // One 10 ms frame, or a short read when the device stalls.
         const std::size_t got = generation->io->read_frame(frame, milliseconds(40));
         if (stalled(*generation)) {

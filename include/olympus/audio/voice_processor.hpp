@@ -84,8 +84,10 @@ struct VoiceProcessorStats {
 ///   * push_far_end(): the playout thread (PortAudio callback or playout worker) - exactly the
 ///     samples written to the speaker, at far_end_rate. It only copies into an SPSC ring.
 ///   * process_capture(), set_delay_ms(): the capture worker, one 10 ms frame at a time. It first
-///     feeds every complete far-end frame waiting in the ring to the canceller, then cleans the
-///     microphone frame. So the library itself is only ever called from this one thread.
+///     feeds the canceller the far-end frame that pairs with this microphone frame (the k-th
+///     speaker frame since the far end began goes with the k-th microphone frame from then on),
+///     then cleans the microphone frame. So the library itself is only ever called from this one
+///     thread.
 ///   * stats(): any thread (relaxed atomics written by the capture worker).
 ///
 ///   playout thread --push_far_end--> [SPSC ring of far-end samples]
@@ -146,6 +148,10 @@ private:
     std::vector<float> far_frame_;
     int delay_ms_ = 0;
     std::uint64_t frames_since_metrics_ = 0;
+    std::uint64_t mic_frames_ = 0;  // microphone frames processed
+    std::uint64_t far_fed_ = 0;     // speaker frames fed to the canceller
+    std::int64_t far_shift_ = 0;    // speaker frame j pairs with microphone frame j + far_shift_
+    bool far_anchored_ = false;
 
     // Written by the capture worker (relaxed), read by stats() anywhere.
     std::atomic<float> erle_db_;

@@ -141,7 +141,8 @@ private:
     int voiced_ms_ = 0;
     std::uint64_t capture_calls_ = 0, playback_calls_ = 0;
     std::chrono::steady_clock::time_point calls_moved_{};
-    const DeviceGeneration* watched_ = nullptr;  // the generation the stall clock is for
+    const DeviceGeneration* watched_ = nullptr;     // the generation the stall clock is for
+    const DeviceGeneration* processing_ = nullptr;  // the generation frames are processed for
     std::vector<float> speaker_pending_;
     std::uint64_t overflows_seen_ = 0;
     std::uint64_t frames_since_publish_ = 0;
