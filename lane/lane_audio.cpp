@@ -622,6 +622,9 @@ void LaneAudio::process_frame(audio::Span<float> frame, DeviceGeneration& genera
 
 void LaneAudio::detect_voice(bool voice) {
     // Voice accumulates and silence drains it at half the rate: short pauses do not reset it.
+    if (restart_voice_.exchange(false, std::memory_order_acq_rel)) {
+        voiced_ms_ = 0;
+    }
     if (voice) {
         last_speech_ns_.store(to_ns(Clock::now()), std::memory_order_relaxed);
         voiced_ms_ += 10;

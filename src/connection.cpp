@@ -171,10 +171,10 @@ std::optional<std::chrono::system_clock::time_point> parse_timestamp(std::string
 class Connection::Impl : public std::enable_shared_from_this<Connection::Impl> {
 public:
     Impl(ConnectionOptions options, Hooks hooks)
-        : options_(std::move(options)),
+        : options_(without_io_thread(options)),
           hooks_(std::move(hooks)),
           logger_(log::get(options_.logger)),
-          shared_thread_(options_.io_thread),
+          shared_thread_(std::move(options.io_thread)),
           own_io_(shared_thread_ ? nullptr : std::make_unique<asio::io_context>()),
           io_(shared_thread_ ? shared_thread_->context() : *own_io_),
           work_(asio::make_work_guard(io_)),
@@ -243,8 +243,19 @@ public:
             finished.wait_for(std::chrono::seconds(3));  // a stopped IoThread is a misuse
         }
         work_.reset();
+
+        // Retired, the Impl must not own its IoThread: released on that thread as the last
+        // owner, the IoThread would join itself. The owner keeps it alive past ~Connection.
+        auto thread = std::move(shared_thread_);
         auto linger = options_.connect_timeout + std::chrono::seconds(2);
-        shared_thread_->retire(shared_from_this(), static_cast<long>(linger.count()));
+        thread->retire(shared_from_this(), static_cast<long>(linger.count()));
+    }
+
+    // The options as kept by the Impl: the shared IoThread is held in shared_thread_ alone.
+    static ConnectionOptions without_io_thread(const ConnectionOptions& options) {
+        ConnectionOptions copy = options;
+        copy.io_thread.reset();
+        return copy;
     }
 
     // Any thread.

@@ -9,12 +9,14 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sndfile.h>
 
-#include "olympus/audio/wav_sink.hpp"
 #include "olympus/emulator/emulator.hpp"
+#include "olympus/lane/session_recorder.hpp"
 
 #include "audio/speech.hpp"
 #include "simulated_post.hpp"
@@ -134,9 +136,6 @@ EchoScene run_echo_scene(bool cancel) {
     emu.start();
     Lane lane(emu, PostControl::Box{}, [cancel](Json& c) {
         c["audio_processing"] = {{"aec", cancel}};
-        if (const char* extra = std::getenv("LANE_AP")) {
-            c["audio_processing"].update(Json::parse(extra));
-        }
     });
     lane.agent().start();
     EXPECT_TRUE(lane.agent().wait_for(LaneState::waiting, scaled(10s)));
@@ -168,16 +167,6 @@ EchoScene run_echo_scene(bool cancel) {
     }
     scene.loud_speaker = lane.post().loud_speaker_samples();
     scene.interrupts_before_order = before_order;
-    if (std::getenv("LANE_DUMP")) {
-        auto dump = [](const std::string& path, const std::vector<float>& pcm) {
-            auto sink = audio::WavSink::create(path, kRate);
-            (void)sink.value().write(pcm);
-            (void)sink.value().close();
-        };
-        dump("/tmp/dump-speaker.wav", lane.post().speaker());
-        dump("/tmp/dump-mic.wav", lane.post().microphone());
-        dump("/tmp/dump-uplink.wav", scene.record.received_audio);
-    }
     std::printf("aec=%d interrupts=%llu utterances=%llu replies=%llu speaker_loud_s=%.2f\n",
                 cancel ? 1 : 0, static_cast<unsigned long long>(scene.record.interrupts_sent),
                 static_cast<unsigned long long>(scene.record.utterances),
@@ -204,6 +193,208 @@ TEST(LaneAgent, WithoutEchoCancellationTheAgentInterruptsItself) {
     EXPECT_GE(scene.interrupts_before_order, 1u);
     EXPECT_GE(scene.record.interrupts_sent, 1u);
     EXPECT_GT(scene.loud_speaker, static_cast<std::size_t>(kRate / 10)) << "nothing was played";
+}
+
+// Waits until the lane is back in `waiting` after a session: the silence after the agent's last
+// words ended it.
+void finish_car(Lane& lane, std::uint64_t cars) {
+    EXPECT_TRUE(olympus::test::eventually(
+        [&] { return lane.agent().metrics().sessions_ended.value() >= cars; }, scaled(30s)))
+        << "car " << cars << " was not served to the end";
+    EXPECT_TRUE(lane.agent().wait_for(LaneState::waiting, scaled(10s))) << "car " << cars;
+}
+
+TEST(LaneAgent, ServesThreeCarsThroughADeviceLossAndANetworkDrop) {
+    // Car 1 is noticed by its driver's voice; then the microphone stalls and the post is
+    // unplugged for a while; car 2 comes by the loop detector and the network drops in the
+    // middle of its order (the session resumes); car 3 comes by a line on stdin. The warm
+    // connection carries all three, and the counters show each event.
+    Emulator emu(lane_emulator(500ms));
+    emu.start();
+    Lane lane(emu, PostControl::Box{}, [](Json& c) { c["timeouts"]["silence_s"] = 1; });
+    auto& agent = lane.agent();
+    auto& m = agent.metrics();
+    agent.start();
+    ASSERT_TRUE(agent.wait_for(LaneState::waiting, scaled(10s)));
+
+    // Car 1: the driver speaks at the post.
+    lane.post().say(order("chicken-sandwich"));
+    ASSERT_TRUE(agent.wait_for(LaneState::in_session, scaled(5s))) << "the voice was not noticed";
+    finish_car(lane, 1);
+
+    // The device stalls, is found unplugged when reopened, then comes back.
+    lane.post().set_unplugged(true);
+    lane.post().set_stalled(true);
+    ASSERT_TRUE(agent.wait_for(LaneState::device_lost, scaled(5s)));
+    EXPECT_EQ(agent.trigger("http"), TriggerResult::no_device);
+    ASSERT_TRUE(
+        olympus::test::eventually([&] { return m.device_errors.value() >= 2; }, scaled(5s)));
+    EXPECT_EQ(m.device_up.value(), 0.0);
+    lane.post().set_stalled(false);
+    lane.post().set_unplugged(false);
+    ASSERT_TRUE(agent.wait_for(LaneState::waiting, scaled(5s))) << "the device did not come back";
+    EXPECT_EQ(m.device_up.value(), 1.0);
+
+    // Car 2: the loop detector; the link drops while the customer orders.
+    ASSERT_EQ(agent.trigger("http"), TriggerResult::accepted);
+    ASSERT_TRUE(agent.wait_for(LaneState::in_session, scaled(5s)));
+    EXPECT_EQ(agent.trigger("http"), TriggerResult::busy);
+    ASSERT_TRUE(
+        olympus::test::eventually([&] { return emu.voice_sessions().size() == 2; }, scaled(5s)));
+    lane.post().say(order("two-coffees"));
+    ASSERT_TRUE(olympus::test::eventually(
+        [&] { return emu.voice_sessions()[1].frames_received >= 50; }, scaled(5s)));
+    emu.drop_all_connections(emulator::DropMode::abort);
+    finish_car(lane, 2);
+
+    // Car 3: a line on stdin.
+    ASSERT_EQ(agent.trigger("stdin"), TriggerResult::accepted);
+    lane.post().say(order("kids-meal"));
+    finish_car(lane, 3);
+
+    auto sessions = emu.voice_sessions();
+    ASSERT_EQ(sessions.size(), 3u);
+    EXPECT_EQ(sessions[1].resumes, 1) << "car 2's session was not resumed after the drop";
+    for (const auto& record : sessions) {
+        EXPECT_GE(record.utterances, 1u) << record.session_id;
+        EXPECT_FALSE(record.end_reason.empty()) << record.session_id;
+    }
+    EXPECT_EQ(m.sessions_started.value(), 3u);
+    EXPECT_EQ(m.sessions_ended.value(), 3u);
+    EXPECT_GE(m.device_errors.value(), 2u);
+    EXPECT_GE(m.reconnects.value(), 1u);
+    EXPECT_EQ(m.connected.value(), 1.0);
+    EXPECT_EQ(m.stream_warm.value(), 1.0);
+    EXPECT_EQ(m.triggers_ignored.value(), 2u);
+    EXPECT_EQ(emu.stats().connections_opened, 2u) << "one warm link, one reconnect";
+    EXPECT_GT(m.time_to_first_audio.value(), 0.0);
+    EXPECT_LT(m.time_to_first_audio.value(), 2.0);
+}
+
+std::vector<float> decimated(const std::vector<float>& x) {
+    std::vector<float> out(x.size() / 4);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        out[i] = (x[4 * i] + x[4 * i + 1] + x[4 * i + 2] + x[4 * i + 3]) / 4;
+    }
+    return out;
+}
+
+// Where `a` sits in `b` (lag in samples, searched up to `max_lag` on both decimated by 4), and
+// how well it matches there.
+std::pair<long, double> locate(const std::vector<float>& a, const std::vector<float>& b,
+                               long max_lag) {
+    const auto da = decimated(a);
+    const auto db = decimated(b);
+    const long lag = at::best_lag(da, db, -max_lag / 4, max_lag / 4);
+    return {lag * 4, at::correlation(da, db, lag)};
+}
+
+std::vector<Json> read_jsonl(const std::string& path) {
+    std::ifstream in(path);
+    std::vector<Json> lines;
+    for (std::string line; std::getline(in, line);) {
+        lines.push_back(Json::parse(line));
+    }
+    return lines;
+}
+
+TEST(LaneAgent, RecordsTheCustomerAndTheAgentSideBySide) {
+    // A recorded session holds the customer on channel 1 and the agent on channel 2, each
+    // matching what was said at the post, plus every control message with its time.
+    Emulator emu(lane_emulator(800ms));
+    emu.start();
+    Lane lane(emu, PostControl::Box{});
+    lane.agent().start();
+    ASSERT_TRUE(lane.agent().wait_for(LaneState::waiting, scaled(10s)));
+    ASSERT_EQ(lane.agent().trigger("http"), TriggerResult::accepted);
+    ASSERT_TRUE(lane.speaker_done(0, 400ms, scaled(10s)));
+    const auto& customer = order("double-cheeseburger");
+    lane.post().say(customer);
+    finish_car(lane, 1);
+
+    // The WAV: two channels at the lane's rate, each matching its side.
+    const std::string wav = lane.agent().last_recording();
+    ASSERT_FALSE(wav.empty());
+    SF_INFO info{};
+    SNDFILE* file = sf_open(wav.c_str(), SFM_READ, &info);
+    ASSERT_NE(file, nullptr) << wav;
+    std::vector<float> frames(static_cast<std::size_t>(info.frames * info.channels));
+    sf_readf_float(file, frames.data(), info.frames);
+    const char* software = sf_get_string(file, SF_STR_SOFTWARE);
+    ASSERT_NE(software, nullptr);
+    EXPECT_EQ(std::string(software).rfind(kRecordingSoftware, 0), 0u) << software;
+    sf_close(file);
+    ASSERT_EQ(info.channels, 2);
+    EXPECT_EQ(info.samplerate, kRate);
+    std::vector<float> left, right;
+    for (std::size_t i = 0; i + 1 < frames.size(); i += 2) {
+        left.push_back(frames[i]);
+        right.push_back(frames[i + 1]);
+    }
+    const auto speaker = lane.post().speaker();
+    const auto [customer_at, customer_left] = locate(customer, left, 8 * kRate);
+    const double agent_right = locate(speaker, right, 8 * kRate).second;
+    const double customer_right =
+        at::correlation(decimated(customer), decimated(right), customer_at / 4);
+    std::printf("customer~ch1=%.2f agent~ch2=%.2f ch2 while the customer spoke=%.2f s=%.1f\n",
+                customer_left, agent_right, customer_right,
+                static_cast<double>(info.frames) / kRate);
+    EXPECT_GT(customer_left, 0.8);
+    EXPECT_GT(agent_right, 0.8);
+    EXPECT_LT(std::fabs(customer_right), 0.3)
+        << "channel 2 must be quiet while the customer speaks";
+
+    // The JSONL: a header, then every message of the session in order, token redacted.
+    const auto lines = read_jsonl(wav.substr(0, wav.size() - 4) + ".jsonl");
+    ASSERT_GE(lines.size(), 6u);
+    EXPECT_EQ(lines[0]["type"], "recording");
+    EXPECT_EQ(lines[0]["channels"]["1"], "customer");
+    std::vector<std::string> types;
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+        types.push_back(lines[i]["dir"].get<std::string>() + ":" +
+                        lines[i]["message"]["type"].get<std::string>());
+        EXPECT_TRUE(lines[i]["t"].is_string());
+        EXPECT_GE(lines[i]["offset_ms"].get<long>(), 0);
+    }
+    EXPECT_EQ(types.front(), "sent:start_session");
+    EXPECT_EQ(lines[1]["message"]["access_token"], "<redacted>");
+    for (const char* expected :
+         {"received:session_started", "received:final_transcript", "received:final_response",
+          "sent:end_session", "received:session_ended"}) {
+        EXPECT_NE(std::find(types.begin(), types.end(), expected), types.end()) << expected;
+    }
+}
+
+TEST(LaneAgent, RetriesAMissingOrBrokenTokenWithoutATightLoop) {
+    // No token file, then one holding garbage, then one the server rejects: each is counted and
+    // retried on the backoff (never in a loop), and a good token brings the lane up.
+    Emulator emu(lane_emulator(0ms));
+    emu.start();
+    Lane lane(emu, PostControl::Box{});
+    const std::string token = lane.dir() + "/token";
+    std::filesystem::remove(token);
+    auto& m = lane.agent().metrics();
+    lane.agent().start();
+    ASSERT_TRUE(olympus::test::eventually([&] { return m.token_errors.value() >= 2; }, scaled(5s)));
+    std::ofstream(token) << "this is not a token\n";
+    const auto before = m.token_errors.value();
+    std::this_thread::sleep_for(1500ms);  // the retry rate itself is what is measured
+    const auto in_window = m.token_errors.value() - before;
+    EXPECT_GE(in_window, 1u) << "the garbage token was not noticed";
+    EXPECT_LE(in_window, 8u) << "retried in a loop: backoff is 100..400 ms";
+    EXPECT_EQ(lane.agent().state(), LaneState::warming);
+
+    // A well-formed token signed by someone else: the server rejects it; still no loop.
+    Emulator other(lane_emulator(0ms));
+    std::ofstream(token) << other.mint_token();
+    ASSERT_TRUE(olympus::test::eventually(
+        [&] { return emu.stats().error_count("invalid_token") >= 2; }, scaled(5s)));
+    EXPECT_EQ(lane.agent().state(), LaneState::warming);
+
+    // The right token: the lane warms up.
+    std::ofstream(token) << emu.mint_token();
+    EXPECT_TRUE(lane.agent().wait_for(LaneState::waiting, scaled(5s)));
+    EXPECT_EQ(m.connected.value(), 1.0);
 }
 
 }  // namespace

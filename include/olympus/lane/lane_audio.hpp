@@ -90,8 +90,14 @@ public:
     /// which returns once the audio worker let go of it.
     void set_recorder(SessionRecorder* recorder);
 
-    /// While armed, the driver's voice fires Events::voice_arrival once.
-    void arm_arrival(bool armed) { arrival_armed_.store(armed, std::memory_order_release); }
+    /// While armed, the driver's voice fires Events::voice_arrival once; only voice heard
+    /// after arming counts.
+    void arm_arrival(bool armed) {
+        if (armed && !arrival_armed_.load(std::memory_order_acquire)) {
+            restart_voice_.store(true, std::memory_order_release);
+        }
+        arrival_armed_.store(armed, std::memory_order_release);
+    }
 
     DeviceState device_state() const;
     int rate() const { return options_.rate; }
@@ -128,6 +134,7 @@ private:
     std::unique_ptr<audio::SpscRing<float>> uplink_;
     std::atomic<bool> uplink_open_{false};
     std::atomic<bool> arrival_armed_{false};
+    std::atomic<bool> restart_voice_{false};  // the worker forgets the voice heard so far
 
     // Agent thread <-> audio worker.
     std::mutex recorder_mutex_;
