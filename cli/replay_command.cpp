@@ -3,6 +3,8 @@
 // terminal and prints per-session stats. Every file is opened before anything connects, so a
 // missing one fails first, by name. Ctrl-C ends the session with end_session and finalises the
 // WAV. Main thread, plus the session's own threads.
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -27,8 +29,23 @@ struct ReplayFlags {
     int loop = 1;
     std::string reply_wait = "15s";
     std::string trailing_silence = "1s";
+    std::string channel = "auto";
     VoiceEndpointFlags endpoint;
 };
+
+// The channel to stream from `info`: --channel N (1-based), "mix" for the average of all, or
+// "auto": the customer's channel (1) of a drive-thru lane recording, recognised by its WAV
+// software tag, else the average. -1 stands for the average.
+int pick_channel(const std::string& choice, const audio::FileInfo& info) {
+    if (choice == "mix") {
+        return -1;
+    }
+    if (choice == "auto") {
+        const bool lane = info.software.rfind("olympus-voice drive-thru", 0) == 0;
+        return lane && info.channels > 1 ? 0 : -1;
+    }
+    return std::stoi(choice) - 1;
+}
 
 // One WAV file shared by every session of the run; only the command finishes it.
 class SharedSink final : public VoiceSink {
@@ -94,11 +111,11 @@ void print_stats(const std::string& file, const VoiceStats& s, int frame_ms) {
 }
 
 // Streams one file as one session; false when the session failed or was interrupted.
-bool replay_one(Run& run, const std::string& path) {
+bool replay_one(Run& run, const std::string& path, int channel) {
     // The source: the file at the session's rate, then silence so the last utterance ends.
     const auto& format = run.endpoint.options.audio;
     auto source = FileVoiceSource::open(path, format.sample_rate, format.frame_ms,
-                                        run.flags.speed == "realtime", run.silence);
+                                        run.flags.speed == "realtime", run.silence, channel);
     if (!source) {
         std::fprintf(stderr, "olympus-voice: %s\n", source.error().what().c_str());
         return false;
@@ -164,14 +181,28 @@ bool replay_one(Run& run, const std::string& path) {
 }
 
 void run_replay(const ReplayFlags& flags) {
-    // Every file must open before anything connects: a typo fails fast, by name.
+    // Every file must open before anything connects: a typo fails fast, by name. Each file's
+    // channel is chosen now, and said when it is not the mix.
+    std::vector<int> channels;
     for (const auto& path : flags.files) {
         auto probe = FileVoiceSource::open(path, 48000, 20, false);
+        int channel = -1;
+        if (probe) {
+            channel = pick_channel(flags.channel, probe.value()->info());
+            probe = FileVoiceSource::open(path, 48000, 20, false, std::chrono::milliseconds(0),
+                                          channel);
+        }
         if (!probe) {
             std::fprintf(stderr, "olympus-voice: cannot replay %s\n", probe.error().what().c_str());
             exit_code() = kExitUsage;
             return;
         }
+        if (channel >= 0) {
+            std::fprintf(stderr, "olympus-voice: %s: streaming channel %d of %d%s\n", path.c_str(),
+                         channel + 1, probe.value()->info().channels,
+                         flags.channel == "auto" ? " (the customer of a lane recording)" : "");
+        }
+        channels.push_back(channel);
     }
     auto reply_wait = parse_duration(flags.reply_wait);
     auto silence = parse_duration(flags.trailing_silence);
@@ -206,8 +237,8 @@ void run_replay(const ReplayFlags& flags) {
     Run run{flags, endpoint, sink, *reply_wait, *silence, isatty(STDERR_FILENO) == 1};
     bool ok = true;
     for (int round = 0; round < flags.loop && ok && !interrupted().load(); ++round) {
-        for (const auto& path : flags.files) {
-            ok = replay_one(run, path) && ok;
+        for (std::size_t i = 0; i < flags.files.size(); ++i) {
+            ok = replay_one(run, flags.files[i], channels[i]) && ok;
             if (!ok || interrupted().load()) {
                 break;
             }
@@ -246,6 +277,18 @@ void add_replay_command(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--trailing-silence", flags->trailing_silence,
                     "silence sent after each file so the last utterance ends")
+        ->capture_default_str();
+    cmd->add_option("--channel", flags->channel,
+                    "channel of a multi-channel file to stream: N (from 1), mix, or auto (the "
+                    "customer's channel of a drive-thru recording, else mix)")
+        ->check([](const std::string& v) {
+            if (v == "auto" || v == "mix" ||
+                (!v.empty() && v.size() < 3 && std::all_of(v.begin(), v.end(), ::isdigit) &&
+                 std::stoi(v) >= 1)) {
+                return std::string();
+            }
+            return std::string("must be auto, mix or a channel number from 1");
+        })
         ->capture_default_str();
     flags->endpoint.add_to(*cmd);
     cmd->callback([flags] {

@@ -51,6 +51,9 @@ olympus_require_pkg(SPEEXDSP speexdsp libspeexdsp-dev)
 olympus_require_pkg(CURL libcurl libcurl4-openssl-dev)
 olympus_require_pkg(SYSTEMD libsystemd libsystemd-dev)
 olympus_require_pkg(WEBRTC_APM webrtc-audio-processing libwebrtc-audio-processing-dev)
+# The lane survives PortAudio's JACK host after a server restart (lane/jack_workaround.cpp); the
+# lane tests feed speech into the JACK dummy server with a client of their own.
+olympus_require_pkg(JACK jack libjack-jackd2-dev)
 
 if(OLYMPUS_BUILD_TESTS)
     olympus_require_config(GTest libgtest-dev)

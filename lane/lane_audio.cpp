@@ -273,11 +273,28 @@ void LaneAudio::Core::retire(std::shared_ptr<DeviceGeneration> generation) {
         return;
     }
 
+    // Stuck in the driver: a sound server that died can be let go of (each stream's stop and
+    // close waits once, so the release is repeated while the close goes on).
+    const auto release_until = Clock::now() + options.close_within;
+    bool released = false;
+    while (Clock::now() < release_until && devices->release_stuck_close()) {
+        released = true;
+        if (finished.wait_for(milliseconds(100)) == std::future_status::ready) {
+            closer.join();
+            logger->warn(
+                "the sound server had died; its streams were released and PortAudio "
+                "starts afresh for the next opening");
+            return;
+        }
+    }
+    (void)released;
+
     // TODO: an abandoned close leaks its streams, canceller and closing thread until the driver
-    // returns (PortAudio's JACK host waits up to 10 minutes for a stalled client) or the
-    // process exits. PortAudio is not reentrant, so this process cannot reopen a device until
-    // then: the lane stays in device_lost and the watchdog stops being fed, which lets systemd
-    // restart the agent with a fresh PortAudio.
+    // returns (PortAudio's JACK host waits up to 10 minutes for a stalled client that is not
+    // known to be dead, e.g. a stopped server) or the process exits. PortAudio is not
+    // reentrant, so this process cannot reopen a device until then: the lane stays in
+    // device_lost and the watchdog stops being fed, which lets systemd restart the agent with a
+    // fresh PortAudio.
     closer.detach();
     abandoned_close = done;
     logger->error(
@@ -302,10 +319,14 @@ bool LaneAudio::Core::wait_for_abandoned_close() {
     if (!abandoned_close) {
         return true;
     }
+    // Meanwhile the driver is asked again to let go, for a sound server that died since.
     const auto since = Clock::now();
     std::unique_lock lock(mutex);
     while (!stopping && !abandoned_close->load(std::memory_order_acquire)) {
-        wake.wait_for(lock, milliseconds(200));
+        wake.wait_for(lock, milliseconds(500));
+        lock.unlock();
+        (void)devices->release_stuck_close();
+        lock.lock();
     }
     if (stopping) {
         return false;
@@ -377,7 +398,8 @@ private:
 // The speaker for one session; the playout thread, except the const getters.
 class LaneAudio::Sink final : public VoiceSink {
 public:
-    explicit Sink(LaneAudio& audio) : audio_(audio) {}
+    explicit Sink(LaneAudio& audio)
+        : audio_(audio), cushion_(static_cast<std::size_t>(audio.options_.rate / 25), 0.0f) {}
 
     int sample_rate() const override { return audio_.options_.rate; }
 
@@ -396,11 +418,16 @@ public:
             audio_.metrics_.playback_dropped.inc();
             return {};
         }
-        // A reply that goes on while the speaker already ran dry stutters: an underrun. (The
-        // device's own count also counts the end of every reply.)
+        // An empty speaker queue: the start of a reply gets a cushion of silence, so that the
+        // playout thread waking a little late does not let the speaker run dry; in the middle
+        // of a reply it ran dry already (an underrun; the device's own count would also count
+        // the end of every reply).
         const auto now = Clock::now();
-        if (generation->io->queued_samples() == 0 && now - last_write_ < milliseconds(60)) {
-            audio_.metrics_.playback_underruns.inc();
+        if (generation->io->queued_samples() == 0) {
+            if (now - last_write_ < milliseconds(60)) {
+                audio_.metrics_.playback_underruns.inc();
+            }
+            (void)generation->io->write(audio::Span<const float>(cushion_));
         }
         last_write_ = now;
         std::size_t taken = 0;
@@ -441,7 +468,8 @@ public:
 
 private:
     LaneAudio& audio_;
-    Clock::time_point last_write_{};  // playout thread
+    const std::vector<float> cushion_;  // 40 ms of silence
+    Clock::time_point last_write_{};    // playout thread
 };
 
 // ---- LaneAudio ----

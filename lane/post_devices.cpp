@@ -4,6 +4,7 @@
 
 #include "olympus/audio/capture_stream.hpp"
 #include "olympus/audio/device_stream_config.hpp"
+#include "olympus/log.hpp"
 
 namespace olympus::lane {
 namespace {
@@ -16,8 +17,16 @@ public:
 
     ~PortAudioIo() override {
         // Speaker first: the far-end tap is the last thing to stop.
+        const auto survived = jack_failures_survived();
         playback_.reset();
         capture_.reset();
+        if (jack_failures_survived() != survived) {
+            log::get("lane.audio")
+                ->warn(
+                    "the sound server was gone while the devices closed; its ports went with it "
+                    "calls_survived={}",
+                    jack_failures_survived() - survived);
+        }
     }
 
     std::size_t read_frame(audio::Span<float> out, std::chrono::milliseconds timeout) override {

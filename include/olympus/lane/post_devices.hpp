@@ -59,16 +59,31 @@ public:
     /// exactly the samples handed to the speaker, from the speaker's callback. Errors name
     /// the device.
     virtual audio::Result<std::unique_ptr<PostIo>> open(int rate, audio::PlaybackTap far_end) = 0;
+    /// The close of a lost PostIo is stuck in the driver: release it if the driver allows
+    /// (true), e.g. because its sound server is known to have died. Called from the lane's
+    /// device thread while the close is still waiting on another thread.
+    virtual bool release_stuck_close() { return false; }
 };
+
+/// Calls into libjack that failed because the JACK server had died while PortAudio cleaned up,
+/// and that the lane reported to PortAudio as successful (jack_workaround.cpp); any thread.
+std::uint64_t jack_failures_survived();
+
+/// When the JACK server is known to be gone (a fresh client cannot connect), tells PortAudio so
+/// through the shutdown callbacks it registered, which releases a close waiting for the dead
+/// server; true when it did. Any thread but an audio callback.
+bool release_dead_jack_server();
 
 /// The real devices through PortAudio, chosen as `olympus-voice devices` lists them. Each open
 /// starts PortAudio afresh when nothing else holds it, so a restarted sound server (JACK) and
-/// replugged devices are seen again.
+/// replugged devices are seen again; closing the streams of a server that died does not abort
+/// the process (jack_workaround.cpp).
 class PortAudioPost final : public PostDevices {
 public:
     /// "" picks the default device; a number is an index; else part of the device name.
     PortAudioPost(std::string input, std::string output);
     audio::Result<std::unique_ptr<PostIo>> open(int rate, audio::PlaybackTap far_end) override;
+    bool release_stuck_close() override { return release_dead_jack_server(); }
 
 private:
     std::string input_;
