@@ -29,7 +29,7 @@ using std::chrono::milliseconds;
 namespace {
 
 constexpr auto kLoopPeriod = milliseconds(50);
-constexpr auto kNetworkTick = milliseconds(500);
+constexpr auto kNetworkTick = milliseconds(100);  // well inside any watchdog period
 
 // The protocol's lane is a number: the first one in the configured lane id ("lane-3" is 3).
 int lane_number(const std::string& lane) {

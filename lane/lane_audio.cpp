@@ -19,8 +19,6 @@ using std::chrono::milliseconds;
 
 namespace {
 
-// The device thread inside one driver call for longer than this is stuck, not retrying.
-constexpr auto kDeviceThreadStuckAfter = std::chrono::seconds(15);
 constexpr std::size_t kUplinkSamples = 1 << 15;      // 2 s at 16 kHz
 constexpr std::size_t kSpeakerTapSamples = 1 << 15;  // 680 ms at 48 kHz
 constexpr std::uint64_t kFramesPerPublish = 50;      // processor figures twice a second
@@ -114,9 +112,12 @@ struct LaneAudio::Core {
 
     void beat() { heartbeat_ns.store(to_ns(Clock::now()), std::memory_order_relaxed); }
 
+    // The device thread inside one driver call (or waiting for an abandoned close) for longer
+    // than three bounded closes, and at least 5 s, is stuck rather than retrying.
     bool responsive() const {
-        return Clock::now() - from_ns(heartbeat_ns.load(std::memory_order_relaxed)) <
-               kDeviceThreadStuckAfter;
+        const auto stuck_after =
+            std::max<Clock::duration>(std::chrono::seconds(5), 3 * options.close_within);
+        return Clock::now() - from_ns(heartbeat_ns.load(std::memory_order_relaxed)) < stuck_after;
     }
 
     static void run(const std::shared_ptr<Core>& self);

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -153,11 +154,16 @@ public:
 
     void stop() {
         if (pid_ > 0) {
+            kill(pid_, SIGCONT);
             kill(pid_, SIGTERM);
             waitpid(pid_, nullptr, 0);
             pid_ = 0;
         }
     }
+
+    /// The server stops running its cycles (the clients' callbacks stall) until resume().
+    void pause() { kill(pid_, SIGSTOP); }
+    void resume() { kill(pid_, SIGCONT); }
 
 private:
     std::string name_;
@@ -248,6 +254,44 @@ std::map<std::string, double> scrape(int port) {
     }
     return values;
 }
+
+// What the lane tells systemd, received the way systemd does: datagrams on NOTIFY_SOCKET.
+class NotifySocket {
+public:
+    explicit NotifySocket(const std::string& path) : path_(path) {
+        fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+        EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    }
+    ~NotifySocket() {
+        close(fd_);
+        unlink(path_.c_str());
+    }
+
+    /// Every message received so far, in order.
+    const std::vector<std::string>& messages() {
+        char buffer[4096];
+        ssize_t n = 0;
+        while ((n = recv(fd_, buffer, sizeof buffer, 0)) > 0) {
+            messages_.emplace_back(buffer, static_cast<std::size_t>(n));
+        }
+        return messages_;
+    }
+    std::size_t count(const std::string& text) {
+        std::size_t found = 0;
+        for (const auto& m : messages()) {
+            found += m.find(text) != std::string::npos ? 1 : 0;
+        }
+        return found;
+    }
+
+private:
+    std::string path_;
+    int fd_ = -1;
+    std::vector<std::string> messages_;
+};
 
 class DriveThru : public ::testing::Test {
 protected:
@@ -549,6 +593,46 @@ TEST_F(DriveThru, AFullDiskStopsTheRecordingAndTheLaneServesOn) {
     }
     lane->signal(SIGTERM);
     EXPECT_EQ(lane->wait(scaled(10s)), 0);
+}
+
+TEST_F(DriveThru, AStalledDeviceStopsTheWatchdogUntilItRecovers) {
+    // The sound server stops running its cycles (a stalled driver): the lane sees the device
+    // stall, cannot close it (PortAudio waits for the stalled client) and stops feeding the
+    // systemd watchdog, while /metrics still answers. When the server runs again the close
+    // returns, the device reopens and the watchdog is fed again. SIGTERM says STOPPING=1.
+    PrivateJack jack;
+    ASSERT_TRUE(jack.start()) << "no JACK dummy server";
+    NotifySocket notify(dir_ + "/notify");
+    setenv("NOTIFY_SOCKET", (dir_ + "/notify").c_str(), 1);
+    setenv("WATCHDOG_USEC", "2000000", 1);  // a ping every second
+    auto lane = start_lane(config());
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    const int port = metrics_port(*lane);
+    ASSERT_TRUE(in_state(port, "waiting", scaled(15s))) << lane->err();
+    ASSERT_TRUE(olympus::test::eventually([&] { return notify.count("READY=1") == 1; }, 5s));
+    ASSERT_TRUE(
+        olympus::test::eventually([&] { return notify.count("WATCHDOG=1") >= 2; }, scaled(5s)));
+
+    // Stalled: lost, and after a while no more pings, with the reason in the status.
+    jack.pause();
+    ASSERT_TRUE(in_state(port, "device_lost", scaled(5s)));
+    ASSERT_TRUE(olympus::test::eventually(
+        [&] { return notify.count("STATUS=stalled: audio_pipeline") >= 1; }, scaled(20s)))
+        << lane->err();
+    const auto pings = notify.count("WATCHDOG=1");
+    std::this_thread::sleep_for(2500ms);  // two ping periods must pass without a ping
+    EXPECT_EQ(notify.count("WATCHDOG=1"), pings) << "the watchdog was fed while stuck";
+    EXPECT_GE(scrape(port)["olympus_lane_device_errors_total"], 1.0) << "/metrics must answer";
+
+    // The server runs again: the device comes back and so do the pings.
+    jack.resume();
+    ASSERT_TRUE(in_state(port, "waiting", scaled(15s))) << lane->err();
+    EXPECT_TRUE(olympus::test::eventually([&] { return notify.count("WATCHDOG=1") >= pings + 2; },
+                                          scaled(5s)));
+    lane->signal(SIGTERM);
+    EXPECT_EQ(lane->wait(scaled(10s)), 0);
+    EXPECT_EQ(notify.count("STOPPING=1"), 1u);
 }
 
 TEST_F(DriveThru, AMetricsPortInUseFailsTheStart) {

@@ -109,7 +109,8 @@ public:
         std::chrono::steady_clock::time_point since) const;
 
     /// Advances while the pipeline is healthy: frames flow, or the device thread is busy
-    /// retrying (not stuck in the driver). The watchdog reads it.
+    /// retrying, not stuck in the driver (for longer than max(5 s, 3 x close_within) in one
+    /// call, or waiting for an abandoned close). The watchdog reads it.
     std::uint64_t progress() const { return progress_.load(std::memory_order_relaxed); }
     /// Microphone frames (10 ms) processed since start.
     std::uint64_t frames_processed() const { return frames_.load(std::memory_order_relaxed); }
