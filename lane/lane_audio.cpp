@@ -277,9 +277,7 @@ void LaneAudio::Core::retire(std::shared_ptr<DeviceGeneration> generation) {
     // Stuck in the driver: a sound server that died can be let go of (each stream's stop and
     // close waits once, so the release is repeated while the close goes on).
     const auto release_until = Clock::now() + options.close_within;
-    bool released = false;
     while (Clock::now() < release_until && devices->release_stuck_close()) {
-        released = true;
         if (finished.wait_for(milliseconds(100)) == std::future_status::ready) {
             closer.join();
             logger->warn(
@@ -288,7 +286,6 @@ void LaneAudio::Core::retire(std::shared_ptr<DeviceGeneration> generation) {
             return;
         }
     }
-    (void)released;
 
     // TODO: an abandoned close leaks its streams, canceller and closing thread until the driver
     // returns (PortAudio's JACK host waits up to 10 minutes for a stalled client that is not

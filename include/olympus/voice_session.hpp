@@ -1,7 +1,8 @@
 // The client side of a live voice session (protocol section 3): start_session over the voice
 // stream, audio frames up from a VoiceSource, reply audio down into a VoiceSink, typed events
 // to the application, barge-in, audio_url replies and resume after a dropped link. It reuses
-// the transport core (Connection) for heartbeat, token refresh and reconnection.
+// the transport core (Connection) for heartbeat, token refresh and reconnection, on a link of its
+// own or riding a warm VoiceStream that carries one session after another.
 //
 // Threads: public methods may be called from any thread. Events are delivered on the
 // connection's io thread. The session runs three more threads of its own: the source thread
