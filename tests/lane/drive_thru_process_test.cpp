@@ -145,11 +145,14 @@ public:
             dup2(null, 1);
             dup2(null, 2);
             close_inherited();
-            execlp("jackd", "jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "480",
-                   static_cast<char*>(nullptr));
+            // A generous client timeout: on a loaded machine a client that misses one cycle
+            // must not be thrown out of the graph (that is a device loss of its own).
+            execlp("jackd", "jackd", "--no-realtime", "-t", "5000", "-d", "dummy", "-r", "48000",
+                   "-p", "480", static_cast<char*>(nullptr));
             _exit(127);
         }
-        return at::jack_command("jack_wait -w -t 10");
+        // A loaded machine may take a while; two waits of 10 s each.
+        return at::jack_command("jack_wait -w -t 10") || at::jack_command("jack_wait -w -t 10");
     }
 
     void stop() {
@@ -347,7 +350,9 @@ protected:
                    {{"silence_s", 2},
                     {"reconnect_initial_ms", 100},
                     {"reconnect_max_ms", 500},
-                    {"device_retry_max_ms", 500}}},
+                    {"device_retry_max_ms", 500},
+                    // A loaded 2-core machine can hold the dummy server's cycles up for a while.
+                    {"device_stall_ms", 1500}}},
                   {"triggers", {{"stdin", true}}},
                   {"health", {{"interval_s", 1}}}};
         if (edit) {
@@ -561,8 +566,9 @@ TEST_F(DriveThru, SigtermEndsTheSessionAndItsRecordingReplaysTheCustomer) {
 }
 
 TEST_F(DriveThru, AFullDiskStopsTheRecordingAndTheLaneServesOn) {
-    // Recording files may not grow past 192 KB (as on a full disk): the recording stops with a
-    // clear log line and a count, the session goes on, and the next car is served too.
+    // Recording files may not grow past 192 KB, 3 s of stereo (as on a full disk): the
+    // recording stops with a clear log line and a count, the session goes on to the agent's
+    // reply, and the next car is served too.
     PrivateJack jack;
     ASSERT_TRUE(jack.start()) << "no JACK dummy server";
     const auto files = orders();
@@ -576,20 +582,28 @@ TEST_F(DriveThru, AFullDiskStopsTheRecordingAndTheLaneServesOn) {
     ASSERT_TRUE(in_state(port, "waiting", scaled(15s))) << lane->err();
     Customer customer(files, dir_);
     ASSERT_TRUE(customer.connect());
-    for (int car = 1; car <= 2; ++car) {
-        lane->say("car");
-        ASSERT_TRUE(in_state(port, "in_session", scaled(5s))) << "car " << car;
-        customer.say(car - 1);
-        ASSERT_TRUE(metric_reaches(port, "olympus_lane_sessions_ended_total", car, scaled(40s)))
-            << "car " << car;
-        ASSERT_TRUE(in_state(port, "waiting", scaled(10s)));
-    }
-    auto m = scrape(port);
-    EXPECT_GE(m["olympus_lane_recording_errors_total"], 1.0);
-    EXPECT_EQ(m["olympus_lane_sessions_started_total"], 2.0);
+
+    // Car 1 orders; the recording fills up during the order.
+    lane->say("car");
+    ASSERT_TRUE(in_state(port, "in_session", scaled(5s)));
+    customer.say(0);
+    ASSERT_TRUE(metric_reaches(port, "olympus_lane_recording_errors_total", 1, scaled(15s)));
+    ASSERT_TRUE(metric_reaches(port, "olympus_lane_sessions_ended_total", 1, scaled(40s)));
+    ASSERT_FALSE(emu_->voice_sessions().empty());
+    EXPECT_GE(emu_->voice_sessions()[0].replies, 1u) << "the session did not go on";
+
+    // Car 2 is served as well.
+    ASSERT_TRUE(in_state(port, "waiting", scaled(10s)));
+    lane->say("car");
+    ASSERT_TRUE(in_state(port, "in_session", scaled(5s)));
+    ASSERT_TRUE(metric_reaches(port, "olympus_lane_sessions_ended_total", 2, scaled(20s)));
     EXPECT_NE(lane->err().find("recording stopped file="), std::string::npos) << lane->err();
-    for (const auto& record : emu_->voice_sessions()) {
-        EXPECT_GE(record.utterances, 1u) << "the session did not go on after the disk filled";
+    int rate = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(recordings)) {
+        if (entry.path().extension() == ".wav") {
+            EXPECT_EQ(read_channels(entry.path().string(), rate).size(), 2u)
+                << entry.path() << " is not a readable WAV";
+        }
     }
     lane->signal(SIGTERM);
     EXPECT_EQ(lane->wait(scaled(10s)), 0);
