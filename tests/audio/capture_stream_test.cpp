@@ -52,17 +52,19 @@ std::vector<float> record_beeps(int codec_rate, double seconds, StreamStats& sta
     if (!stream) {
         return {};
     }
-    EXPECT_FALSE(stream.value()->start());
-
-    // Feed the capture port from the metronome too; the system capture it is also connected to
-    // is silent. Disconnecting it would change the graph under a running client, which stalled
-    // PortAudio's JACK client for good on a loaded machine (jackd2 1.9.21).
+    // The metronome joins the JACK graph before the stream starts, and its port is added next
+    // to the (silent) system capture rather than replacing it: on a loaded machine, a client
+    // joining or a connection removed while PortAudio's JACK client ran has stalled that client
+    // for good (jackd2 1.9.21). The one connection made while running is the one needed.
     test::JackTool metro(
         {"jack_metro", "-n", "olympus_metro", "-b", "600", "-f", "1000", "-A", "0.5", "-D", "30"});
+    EXPECT_TRUE(olympus::test::eventually(
+        [] { return !test::find_jack_port("olympus_metro:600_bpm").empty(); }));
+    EXPECT_FALSE(stream.value()->start());
     std::string in_port;
     EXPECT_TRUE(olympus::test::eventually([&] {
         in_port = test::find_jack_port(":in_0");
-        return !in_port.empty() && !test::find_jack_port("olympus_metro:600_bpm").empty();
+        return !in_port.empty();
     }));
     EXPECT_TRUE(test::jack_command("jack_connect olympus_metro:600_bpm " + in_port));
 
