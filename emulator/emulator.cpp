@@ -468,6 +468,21 @@ void Emulator::set_voice_fault(VoiceFault fault) {
     impl_->on_io([this, fault] { impl_->context_->voice_fault = fault; });
 }
 
+std::optional<VoiceSessionRecord> Emulator::voice_session(const std::string& session_id) const {
+    auto find = [this, &session_id]() -> std::optional<VoiceSessionRecord> {
+        const auto& sessions = impl_->context_->voice_sessions;
+        auto it = sessions.find(session_id);
+        return it == sessions.end() ? std::nullopt : std::optional(it->second->record);
+    };
+    if (!impl_->thread_.joinable()) {
+        return find();
+    }
+    std::promise<std::optional<VoiceSessionRecord>> result;
+    auto future = result.get_future();
+    asio::post(impl_->server_->io(), [&] { result.set_value(find()); });
+    return future.get();
+}
+
 std::vector<VoiceSessionRecord> Emulator::voice_sessions() const {
     auto collect = [this] {
         std::vector<VoiceSessionRecord> out;

@@ -39,7 +39,9 @@ struct VoiceSessionState {
     std::optional<audio::OpusDecoder> decoder;
     std::optional<audio::OpusEncoder> encoder;
     std::optional<audio::OpusEncoder> long_encoder;  ///< for VoiceFault::wrong_reply_format
+    std::string user_id;  ///< who started it; only this user may resume it
     bool attached = false;
+    std::weak_ptr<EmulatedConnection> owner;  ///< the connection it is attached to
     std::chrono::steady_clock::time_point started, detached_at, last_speech;
 
     // End-of-utterance detection.
@@ -72,6 +74,9 @@ private:
 
     // Session lifecycle.
     std::shared_ptr<VoiceSessionState> new_session(const VoiceFormat& format, std::string& why);
+    std::shared_ptr<VoiceSessionState> find_resumable(const nlohmann::json& message);
+    /// Another connection resumed this one's session: let it go and tear this link down.
+    void hand_over_session();
     void end_session(const std::string& reason);
     void check_session_timers();
 
@@ -85,6 +90,7 @@ private:
     void start_reply(std::vector<float> audio, const std::string& response_id);
     void start_relayed_reply(std::vector<std::string> packets, const std::string& response_id);
     void send_reply_frame();
+    void flood_reply_frames();
     void stop_reply();
     std::string encode(const float* pcm, int samples);
     std::string encode_long(const float* pcm, int samples);

@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -54,8 +56,10 @@ struct EmulatorOptions {
     std::chrono::milliseconds greeting_duration{1200};  ///< synthetic greeting audio; 0: none
     std::chrono::milliseconds no_speech_timeout{30'000};  ///< session_ended "timeout"
     std::chrono::milliseconds max_session{600'000};       ///< session_ended "timeout"
-    std::chrono::milliseconds resume_window{
-        30'000};  ///< a dropped session can be resumed this long
+    /// A dropped session can be resumed this long, by the user who started it. A resume also
+    /// takes the session over from a link the server still holds (one that died half-open):
+    /// that old link is torn down, and what arrives on it afterwards is not counted.
+    std::chrono::milliseconds resume_window{30'000};
     /// Received audio kept per session, for tests; only the 64 newest sessions keep theirs.
     std::size_t max_recorded_seconds = 120;
     /// Off: relay mode for load tests. Opus frames are counted but neither decoded nor
@@ -82,7 +86,13 @@ enum class VoiceFault {
     refuse_start,          ///< answer start_session with an error frame (code "unauthorized")
     corrupt_reply_frames,  ///< every 4th reply frame is bytes that do not decode
     wrong_reply_format,    ///< reply frames last twice the announced frame_ms
+    flood_reply_frames,    ///< reply frames go out back to back, far faster than real time,
+                           ///< and the reply loops for as long as the fault is on
 };
+
+/// The fingerprint of one binary frame in VoiceSessionRecord::frame_digests: 64-bit FNV-1a of
+/// its bytes. Tests compute it over the frames a client produced to compare them one by one.
+std::uint64_t frame_digest(std::string_view bytes);
 
 /// What the voice stream saw of one session, for tests to compare with what was sent.
 struct VoiceSessionRecord {
@@ -91,6 +101,9 @@ struct VoiceSessionRecord {
     int sample_rate = 0;
     int frame_ms = 0;
     std::uint64_t frames_received = 0;  ///< binary audio frames taken in
+    /// frame_digest() of each binary frame, in the order taken in (bounded like
+    /// received_audio), so that a test can tell lost, repeated and reordered frames apart.
+    std::vector<std::uint64_t> frame_digests;
     std::uint64_t bad_frames = 0;       ///< frames that did not decode or had the wrong size;
                                         ///< concealed in received_audio
     std::vector<float> received_audio;  ///< the frames decoded, mono at sample_rate (bounded
@@ -182,6 +195,9 @@ public:
 
     /// Every voice session since start, oldest first. Waits for the io thread.
     std::vector<VoiceSessionRecord> voice_sessions() const;
+    /// The voice session named `session_id`, if the emulator still keeps it. Waits for the io
+    /// thread; cheaper than voice_sessions() when many sessions kept their audio.
+    std::optional<VoiceSessionRecord> voice_session(const std::string& session_id) const;
 
 private:
     class Impl;
