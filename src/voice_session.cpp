@@ -35,6 +35,7 @@ namespace {
 
 constexpr std::size_t kMaxUplinkBytes = 60 * 48 * 2;  // 60 ms of 48 kHz 16-bit PCM
 constexpr std::size_t kUplinkFrames = 128;            // 2.56 s of 20 ms frames
+constexpr std::size_t kMaxQueuedFetches = 16;         // audio_url replies waiting to download
 constexpr std::size_t kMaxLatencySamples = 200'000;   // about an hour of 20 ms frames
 
 bool valid_rate(int rate) {
@@ -401,7 +402,7 @@ public:
     std::atomic<std::uint64_t> frames_captured_{0}, frames_sent_{0}, uplink_overflows_{0},
         outage_dropped_{0}, outage_peak_{0}, reply_frames_{0}, bad_frames_{0},
         unexpected_format_{0}, frames_played_{0}, concealed_{0}, discarded_{0}, barge_ins_{0},
-        replies_{0}, urls_played_{0}, resumes_{0}, link_drops_{0};
+        replies_{0}, urls_played_{0}, resumes_{0}, link_drops_{0}, reply_dropped_{0};
     std::atomic<float> input_dbfs_{-120}, output_dbfs_{-120};
     std::atomic<double> first_audio_ms_{-1};
     std::atomic<std::int64_t> last_activity_ns_{0};
@@ -540,6 +541,7 @@ public:
                 got != message.end() && got->is_number_unsigned()) {
                 requeue_unreceived(got->get<std::uint64_t>());
             }
+            close_cut_replies();
         } else {
             sent_history_.clear();
             sent_in_session_ = 0;
@@ -593,6 +595,10 @@ public:
     }
 
     void on_link_down(std::error_code reason) {
+        // The session's own close (end, close(), a failure) is no lost link.
+        if (reason == errc::closed_by_application) {
+            return;
+        }
         auto state = state_.load();
         link_drops_.fetch_add(1, std::memory_order_relaxed);
 
@@ -645,6 +651,7 @@ public:
     void finish(VoiceState, std::error_code reason) {
         set_state(VoiceState::ended, reason);
         cancel_fetch_.store(true);
+        fetch_cv_.notify_all();
         if (source_) {
             source_->stop();
         }
@@ -733,20 +740,37 @@ public:
     }
 
     void after_grace(const std::string& id) {
+        // The URL is needed once, now: streamed audio came, or it is fetched.
+        std::string url;
+        if (auto found = response_urls_.find(id); found != response_urls_.end()) {
+            url = std::move(found->second);
+            response_urls_.erase(found);
+        }
         auto it = responses_.find(id);
         if (it == responses_.end() || it->second != Reply::awaiting) {
             return;
         }
-        auto url = response_urls_.find(id);
-        if (url == response_urls_.end()) {
+        if (url.empty()) {
             set_reply(id, Reply::done);  // a text-only reply
             return;
         }
-        set_reply(id, Reply::fetching);
+
+        // Downloads wait in a bounded queue: a server cannot pile up work without end.
+        bool queued = false;
         {
             std::lock_guard lock(fetch_mutex_);
-            fetch_queue_.emplace_back(id, url->second);
+            if (fetch_queue_.size() < kMaxQueuedFetches) {
+                fetch_queue_.emplace_back(id, url);
+                queued = true;
+            }
         }
+        if (!queued) {
+            set_reply(id, Reply::done);
+            report_error(make_error_code(errc::audio_fetch_failed),
+                         log::redact_url(url) + ": too many audio_url replies waiting");
+            return;
+        }
+        set_reply(id, Reply::fetching);
         fetch_cv_.notify_one();
     }
 
@@ -810,7 +834,7 @@ public:
                       "an Opus frame of " + std::to_string(samples) + " samples; " +
                           std::to_string(frame) + " announced");
         } else if (!jitter_owner_->push(sequence, packet)) {
-            count_bad(bad_frames_, errc::bad_audio_frame, "jitter buffer full");
+            reply_dropped_.fetch_add(1, std::memory_order_relaxed);  // the queue is full
         }
     }
 
@@ -826,6 +850,11 @@ public:
                 auto hi = static_cast<std::uint8_t>(bytes[2 * i + 1]);
                 pcm[i] = static_cast<float>(static_cast<std::int16_t>(lo | (hi << 8))) / 32768.0f;
             }
+        }
+        // Whole frames or none, so that the playout thread stays aligned on frames.
+        if (pcm_down_.capacity() - pcm_down_.size() < frame) {
+            reply_dropped_.fetch_add(1, std::memory_order_relaxed);  // the ring is full
+            return;
         }
         (void)pcm_down_.try_push_bulk(audio::Span<const float>(pcm.data(), frame));
     }
@@ -940,6 +969,16 @@ public:
 
     // ---- io thread: helpers ----
 
+    // A reply that was streaming when the link dropped may never get its response_audio_done:
+    // the server need not carry it on after a resume. It no longer counts as pending, so that
+    // wait_replies_done() ends; whatever of it still comes is played all the same.
+    void close_cut_replies() {
+        for (auto& [id, reply] : responses_) {
+            reply = reply == Reply::streaming ? Reply::done : reply;
+        }
+        recount_replies();
+    }
+
     void set_reply(const std::string& id, Reply state) {
         if (id.empty()) {
             return;
@@ -949,14 +988,18 @@ public:
             return;  // a finished reply stays finished
         }
         responses_[id] = state;
+        while (responses_.size() > 64) {
+            responses_.erase(responses_.begin());
+        }
+        recount_replies();
+    }
+
+    void recount_replies() {
         int pending = 0;
         for (const auto& [key, value] : responses_) {
             pending += value != Reply::done ? 1 : 0;
         }
         pending_replies_.store(pending);
-        while (responses_.size() > 64) {
-            responses_.erase(responses_.begin());
-        }
     }
 
     void touch() { last_activity_ns_.store(to_ns(Clock::now())); }
@@ -1157,6 +1200,7 @@ bool VoiceSession::Impl::next_frame(std::vector<float>& frame, audio::JitterBuff
             auto n = std::min(frame.size(), url_pcm_.size());
             std::copy_n(url_pcm_.begin(), n, frame.begin());
             url_pcm_.erase(url_pcm_.begin(), url_pcm_.begin() + static_cast<std::ptrdiff_t>(n));
+            fetch_cv_.notify_all();  // a fetched reply may be waiting for room
             return true;
         }
     }
@@ -1206,6 +1250,7 @@ void VoiceSession::Impl::play_barge_in(std::vector<float>& frame, audio::JitterB
         std::lock_guard lock(fetch_mutex_);
         url_pcm_.clear();
     }
+    fetch_cv_.notify_all();
     playing_.store(false);
 
     // Report it from the io thread.
@@ -1254,8 +1299,16 @@ void VoiceSession::Impl::run_fetches() {
         auto tls = options_.audio_url_tls.value_or(options_.connection.tls);
         auto ec = detail::fetch_audio(job.second, tls, options_.audio_url_timeout,
                                       down_rate_.load(), cancel_fetch_, pcm, detail);
+
+        // It queues for playout once what waits before it leaves room (bounded memory).
         if (!ec) {
-            std::lock_guard lock(fetch_mutex_);
+            const auto room = static_cast<std::size_t>(detail::kMaxReplySeconds) *
+                              static_cast<std::size_t>(down_rate_.load());
+            std::unique_lock lock(fetch_mutex_);
+            fetch_cv_.wait(lock, [&] {
+                return stopping_.load() || cancel_fetch_.load() ||
+                       url_pcm_.size() + pcm.size() <= room;
+            });
             url_pcm_.insert(url_pcm_.end(), pcm.begin(), pcm.end());
             playing_.store(true);
         }
@@ -1302,6 +1355,7 @@ VoiceStats VoiceSession::Impl::stats() const {
     s.frames_played = get(frames_played_);
     s.concealed_frames = get(concealed_);
     s.discarded_after_barge_in = get(discarded_);
+    s.reply_frames_dropped = get(reply_dropped_);
     s.barge_ins = get(barge_ins_);
     s.replies = get(replies_);
     s.audio_urls_played = get(urls_played_);
@@ -1316,6 +1370,7 @@ VoiceStats VoiceSession::Impl::stats() const {
         auto js = jitter->stats();
         s.jitter_depth_frames = js.current_depth;
         s.bad_frames += js.corrupt;
+        s.reply_frames_dropped += js.depth_dropped + js.late_dropped;
     }
 
     // Percentiles of the send latency, nearest rank.

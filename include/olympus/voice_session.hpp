@@ -102,10 +102,13 @@ struct VoiceStats {
     std::uint64_t frames_played = 0;             ///< frames written to the sink
     std::uint64_t concealed_frames = 0;          ///< of those, filled in by PLC or FEC
     std::uint64_t discarded_after_barge_in = 0;  ///< frames of a stopped reply that still came
-    std::uint64_t barge_ins = 0;                 ///< barge_in messages sent
-    std::uint64_t replies = 0;                   ///< final_response messages received
-    std::uint64_t audio_urls_played = 0;         ///< audio_url replies fetched and played
-    std::uint64_t resumes = 0;                   ///< successful resumes (resumed: true)
+    /// Frames dropped unplayed because more came than the jitter buffer (or, for PCM, the
+    /// playout ring) holds, or came too late to play: a burst after a stall, a flooding server.
+    std::uint64_t reply_frames_dropped = 0;
+    std::uint64_t barge_ins = 0;          ///< barge_in messages sent
+    std::uint64_t replies = 0;            ///< final_response messages received
+    std::uint64_t audio_urls_played = 0;  ///< audio_url replies fetched and played
+    std::uint64_t resumes = 0;            ///< successful resumes (resumed: true)
     /// From a final_transcript to the first sample of its reply in the sink, ms (last reply);
     /// negative while no reply has played.
     double reply_first_audio_ms = -1;

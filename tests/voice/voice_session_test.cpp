@@ -110,6 +110,11 @@ TEST_F(VoiceSessionTest, ServerHearsTheFileExactly) {
     EXPECT_EQ(record.bad_frames, 0u);
     EXPECT_EQ(record.end_reason, "completed");
     EXPECT_GT(test::best_correlation(speech, record.received_audio, 2000), 0.9);
+
+    // The session's own close of the link is no dropped link.
+    EXPECT_TRUE(test::eventually(
+        [&] { return session.connection().state() == ConnectionState::disconnected; }));
+    EXPECT_EQ(session.stats().link_drops, 0u);
 }
 
 TEST_F(VoiceSessionTest, PlaysAndRecordsTheReply) {
