@@ -466,9 +466,11 @@ public:
             return;
         }
         {
+            // Only an end keeps its reason as the session's error: a drop that was resumed
+            // from is no failure.
             std::lock_guard lock(state_mutex_);
             state_.store(to);
-            if (reason && !error_) {
+            if (reason && !error_ && to == VoiceState::ended) {
                 error_ = reason;
             }
         }
