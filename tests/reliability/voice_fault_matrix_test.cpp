@@ -277,7 +277,8 @@ TEST_P(VoiceFaultMatrix, SessionRidesOutFault) {
     }
     EXPECT_EQ(stats.frames_sent + stats.outage_dropped, stats.frames_captured);
 
-    // The session: the same one throughout, resumed after every drop.
+    // The session: the same one throughout, resumed after every drop, ended without an error.
+    EXPECT_FALSE(stats.error) << stats.error.message();
     expect_one_session(rig, stats, record);
     auto resent = rig.uplink_wire().binary_frames() - record.frames_received;
     if (row.link_drops) {
