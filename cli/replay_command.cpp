@@ -10,6 +10,8 @@
 #include <thread>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include "olympus/log.hpp"
 #include "olympus/voice_session.hpp"
 
@@ -27,6 +29,7 @@ struct ReplayFlags {
     int loop = 1;
     std::string reply_wait = "15s";
     std::string trailing_silence = "1s";
+    bool stats_json = false;
     VoiceEndpointFlags endpoint;
 };
 
@@ -93,6 +96,26 @@ void print_stats(const std::string& file, const VoiceStats& s, int frame_ms) {
     std::fflush(stdout);
 }
 
+// The same figures as one JSON line, for scripts (the soak compares them with the server's).
+void print_stats_json(const std::string& file, const VoiceStats& s) {
+    nlohmann::json line = {{"session_id", s.session_id},
+                           {"file", file},
+                           {"frames_captured", s.frames_captured},
+                           {"frames_sent", s.frames_sent},
+                           {"outage_dropped", s.outage_dropped},
+                           {"uplink_overflows", s.uplink_overflows},
+                           {"outage_peak", s.outage_peak},
+                           {"link_drops", s.link_drops},
+                           {"resumes", s.resumes},
+                           {"replies", s.replies},
+                           {"reply_frames_received", s.reply_frames_received},
+                           {"frames_played", s.frames_played},
+                           {"bad_frames", s.bad_frames},
+                           {"error", s.error ? s.error.message() : ""}};
+    std::printf("%s\n", line.dump().c_str());
+    std::fflush(stdout);
+}
+
 // Streams one file as one session; false when the session failed or was interrupted.
 bool replay_one(Run& run, const std::string& path) {
     // The source: the file at the session's rate, then silence so the last utterance ends.
@@ -155,7 +178,11 @@ bool replay_one(Run& run, const std::string& path) {
     session.wait_for(VoiceState::ended,
                      run.endpoint.options.end_timeout + std::chrono::milliseconds(500));
     auto stats = session.stats();
-    print_stats(path, stats, format.frame_ms);
+    if (run.flags.stats_json) {
+        print_stats_json(path, stats);
+    } else {
+        print_stats(path, stats, format.frame_ms);
+    }
     if (stats.error) {
         std::fprintf(stderr, "olympus-voice: session failed: %s\n", stats.error.message().c_str());
         return false;
@@ -247,6 +274,8 @@ void add_replay_command(CLI::App& app) {
     cmd->add_option("--trailing-silence", flags->trailing_silence,
                     "silence sent after each file so the last utterance ends")
         ->capture_default_str();
+    cmd->add_flag("--stats-json", flags->stats_json,
+                  "print each session's figures as one JSON line instead of the text block");
     flags->endpoint.add_to(*cmd);
     cmd->callback([flags] {
         try {
