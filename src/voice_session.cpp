@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -1407,6 +1408,14 @@ VoiceSession::VoiceSession(VoiceSessionOptions options, std::unique_ptr<VoiceSou
 
 VoiceSession::~VoiceSession() {
     impl_->shutdown();
+
+    // A hook or task already running on the io thread holds the Impl; if it let go last, the
+    // Impl and its Connection would be destroyed there, and a thread cannot join itself. Wait
+    // for the io thread to get past it, so that the Impl goes here, on the owner's thread.
+    auto passed = std::make_shared<std::promise<void>>();
+    auto future = passed->get_future();
+    impl_->connection_->post([passed] { passed->set_value(); });
+    future.wait_for(std::chrono::seconds(3));
 }
 
 void VoiceSession::start() {

@@ -4,6 +4,7 @@
 // answer or refuse.
 #include "olympus/voice_session.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <mutex>
 #include <thread>
@@ -317,6 +318,24 @@ TEST_F(VoiceSessionTest, CountsEveryDropOfALongOutage) {
     EXPECT_EQ(stats.frames_sent + stats.outage_dropped, stats.frames_captured);
     EXPECT_EQ(stats.uplink_overflows, 0u);
     EXPECT_EQ(record.frames_received, stats.frames_sent);
+}
+
+TEST_F(VoiceSessionTest, DestroyedWhileItsEventHandlerRuns) {
+    // The application destroys the session while a slow event handler still runs on the io
+    // thread (found by voice_inbound_fuzz): the destructor waits for it, and nothing crashes.
+    start_emulator();
+    std::atomic<bool> in_handler{false};
+    auto session = std::make_unique<VoiceSession>(
+        test::session_options(*emu_), nullptr, nullptr, [&](const VoiceEvent& e) {
+            if (e.kind == VoiceEvent::Kind::session_started) {
+                in_handler = true;
+                std::this_thread::sleep_for(300ms);  // a handler that blocks, against the rules
+            }
+        });
+    session->start();
+    ASSERT_TRUE(test::eventually([&] { return in_handler.load(); }));
+    session.reset();
+    EXPECT_TRUE(test::eventually([&] { return emu_->stats().connections_open == 0; }));
 }
 
 TEST_F(VoiceSessionTest, ServerThatNeverAnswersTimesOut) {
