@@ -34,10 +34,11 @@ using Json = nlohmann::json;
 
 namespace {
 
-constexpr std::size_t kMaxUplinkBytes = 60 * 48 * 2;  // 60 ms of 48 kHz 16-bit PCM
-constexpr std::size_t kUplinkFrames = 128;            // 2.56 s of 20 ms frames
-constexpr std::size_t kMaxQueuedFetches = 16;         // audio_url replies waiting to download
-constexpr std::size_t kMaxLatencySamples = 200'000;   // about an hour of 20 ms frames
+constexpr std::size_t kMaxUplinkBytes = 60 * 48 * 2;   // 60 ms of 48 kHz 16-bit PCM
+constexpr std::size_t kUplinkFrames = 128;             // 2.56 s of 20 ms frames
+constexpr std::size_t kMaxQueuedFetches = 16;          // audio_url replies waiting to download
+constexpr std::size_t kMaxLatencySamples = 200'000;    // about an hour of 20 ms frames
+constexpr std::int64_t kLatestExpiry = 8'000'000'000;  // year 2223: the clock's nanoseconds hold it
 
 bool valid_rate(int rate) {
     return rate == 8000 || rate == 12000 || rate == 16000 || rate == 24000 || rate == 48000;
@@ -58,6 +59,28 @@ float level_dbfs(const float* pcm, std::size_t n) {
     }
     return static_cast<float>(
         20.0 * std::log10(std::max(std::sqrt(sum / std::max<std::size_t>(n, 1)), 1e-6)));
+}
+
+// A number field as a whole number, or nothing. A float is taken only when it fits: converting
+// one out of range (a server's "duration_ms":1e300) is undefined behaviour.
+std::optional<std::int64_t> whole_number(const Json& object, const char* key) {
+    auto it = object.find(key);
+    if (it == object.end() || !it->is_number()) {
+        return std::nullopt;
+    }
+    if (it->is_number_float()) {
+        auto value = it->get<double>();
+        if (!std::isfinite(value) || std::fabs(value) >= 9.2e18) {
+            return std::nullopt;
+        }
+        return static_cast<std::int64_t>(value);
+    }
+    if (it->is_number_unsigned()) {
+        auto value = it->get<std::uint64_t>();
+        return value > static_cast<std::uint64_t>(INT64_MAX) ? std::nullopt
+                                                             : std::optional<std::int64_t>(value);
+    }
+    return it->get<std::int64_t>();
 }
 
 // The `exp` claim of a JWT, without verifying it: only to schedule re-authentication.
@@ -85,11 +108,11 @@ std::optional<std::chrono::system_clock::time_point> jwt_expiry(const std::strin
         }
     }
     auto claims = Json::parse(payload, nullptr, false);
-    if (!claims.is_object() || !claims.contains("exp") || !claims["exp"].is_number()) {
-        return std::nullopt;
+    auto exp = claims.is_object() ? whole_number(claims, "exp") : std::nullopt;
+    if (!exp || *exp < 0 || *exp > kLatestExpiry) {
+        return std::nullopt;  // absent, or a time the clock cannot hold
     }
-    return std::chrono::system_clock::time_point(
-        std::chrono::seconds(claims["exp"].get<std::int64_t>()));
+    return std::chrono::system_clock::time_point(std::chrono::seconds(*exp));
 }
 
 // Typed field readers for network input: a field of the wrong type reads as the fallback.
@@ -99,8 +122,7 @@ std::string str(const Json& message, const char* key, std::string fallback = {})
 }
 
 std::int64_t integer(const Json& message, const char* key) {
-    auto it = message.find(key);
-    return it != message.end() && it->is_number() ? it->get<std::int64_t>() : 0;
+    return whole_number(message, key).value_or(0);
 }
 
 // One encoded uplink frame between the source thread and the io thread; no allocation.

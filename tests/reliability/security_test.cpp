@@ -460,6 +460,17 @@ std::string base64(const unsigned char* data, std::size_t n) {
     return out;
 }
 
+std::string base64url(const std::string& data) {
+    auto text = base64(reinterpret_cast<const unsigned char*>(data.data()), data.size());
+    for (auto& c : text) {
+        c = c == '+' ? '-' : c == '/' ? '_' : c;
+    }
+    while (!text.empty() && text.back() == '=') {
+        text.pop_back();
+    }
+    return text;
+}
+
 // An unmasked server frame header for `length` payload bytes.
 std::string frame_header(int opcode, std::uint64_t length) {
     std::string h;
@@ -839,6 +850,44 @@ TEST(BoundedAllocation, ReplyAudioFloodIsDroppedAndCounted) {
 #endif
 }
 
+// Numbers no clock or integer can hold, from the server (a reply's duration_ms) and in the
+// token (its exp): read as absent, not converted (found by running voice_inbound_fuzz on such a
+// frame; under UBSan the conversion aborted).
+TEST(HostileInput, OutOfRangeNumbersAreReadAsAbsent) {
+    std::atomic<bool> release{false};
+    HostileServer server(
+        [&](int fd) {
+            auto done = nlohmann::json{
+                {"type", "response_audio_done"},
+                {"response_id", "r1"},
+                {"duration_ms",
+                 1e300}}.dump();
+            send_all(fd, frame_header(1, done.size()) + done);
+            eventually([&] { return release.load(); }, 30s);
+        },
+        hostile_session_started());
+    std::mutex mutex;
+    std::vector<VoiceEvent> done;
+    auto options = hostile_voice_options(server.url("/stream"));
+    auto claims = base64url(R"({"sub":"u","exp":1e300})");
+    options.connection.token_provider =
+        std::make_shared<FixedTokenProvider>(base64url(R"({"alg":"RS256"})") + "." + claims + ".c");
+    VoiceSession session(options, nullptr, nullptr, [&](const VoiceEvent& e) {
+        if (e.kind == VoiceEvent::Kind::response_audio_done) {
+            std::lock_guard lock(mutex);
+            done.push_back(e);
+        }
+    });
+    session.start();
+    ASSERT_TRUE(eventually([&] {
+        std::lock_guard lock(mutex);
+        return !done.empty();
+    }));
+    EXPECT_EQ(done.front().played_ms, 0);
+    EXPECT_EQ(session.state(), VoiceState::active);
+    release = true;
+}
+
 // An HTTP server written by hand for audio_url tests: answers every request with 200 and the
 // body `respond` writes on the raw socket, then closes. One connection at a time.
 class AudioUrlServer {
@@ -1026,17 +1075,6 @@ TEST(VoiceSessionAudit, AnotherUserCannotResumeASession) {
 }
 
 // ---- the emulator's JWT check, on the wire ----
-
-std::string base64url(const std::string& data) {
-    auto text = base64(reinterpret_cast<const unsigned char*>(data.data()), data.size());
-    for (auto& c : text) {
-        c = c == '+' ? '-' : c == '/' ? '_' : c;
-    }
-    while (!text.empty() && text.back() == '=') {
-        text.pop_back();
-    }
-    return text;
-}
 
 std::string claims_json(std::chrono::seconds from_now) {
     auto now = std::chrono::duration_cast<std::chrono::seconds>(

@@ -229,7 +229,8 @@ void expect_one_session(VoiceRig& rig, const VoiceStats& stats,
 
 TEST_P(VoiceFaultMatrix, SessionRidesOutFault) {
     // One row: the fault named by the parameter, against a fresh emulator, proxy and session.
-    const auto& [row, beyond_buffer] = GetParam();
+    const FaultRow& row = GetParam().row;
+    const bool beyond_buffer = GetParam().beyond_buffer;
     VoiceRig rig;
     auto& session = rig.session();
     ASSERT_TRUE(rig.start()) << "the session never became active through the proxy";
