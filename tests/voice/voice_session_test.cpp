@@ -245,7 +245,9 @@ TEST_P(AudioUrlTest, FailuresAreTypedErrors) {
     if (GetParam()) {
         cases.emplace_back(emulator::ReplyMode::audio_url, errc::audio_fetch_tls);
     }
-    for (auto [mode, expected] : cases) {
+    for (const auto& entry : cases) {
+        const auto mode = entry.first;  // not a structured binding: clang 14 cannot capture one
+        const auto expected = entry.second;
         SCOPED_TRACE(make_error_code(expected).message());
         EventLog log;
         emu_->set_reply_mode(mode);
