@@ -257,17 +257,7 @@ void add_replay_command(CLI::App& app) {
                     "wait at most this long for the agent's greeting to play out before the "
                     "file starts (default 10s at real-time pace, 0 when fast; 0 talks over it)");
     flags->endpoint.add_to(*cmd);
-    cmd->callback([flags] {
-        try {
-            run_replay(*flags);
-        } catch (const std::invalid_argument& e) {
-            std::fprintf(stderr, "olympus-voice: %s\n", e.what());
-            exit_code() = kExitUsage;
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "olympus-voice: %s\n", e.what());
-            exit_code() = kExitFailure;
-        }
-    });
+    cmd->callback([flags] { run_guarded([&] { run_replay(*flags); }); });
 }
 
 }  // namespace olympus::cli
