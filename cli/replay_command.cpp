@@ -29,6 +29,7 @@ struct ReplayFlags {
     int loop = 1;
     std::string reply_wait = "15s";
     std::string trailing_silence = "1s";
+    std::string greeting_wait;  // empty: 10s at real-time pace, 0 when fast
     bool stats_json = false;
     VoiceEndpointFlags endpoint;
 };
@@ -202,13 +203,18 @@ void run_replay(const ReplayFlags& flags) {
     }
     auto reply_wait = parse_duration(flags.reply_wait);
     auto silence = parse_duration(flags.trailing_silence);
-    if (!reply_wait || !silence) {
-        throw std::invalid_argument("--reply-wait and --trailing-silence take durations like 2s");
+    auto greeting_wait = parse_duration(!flags.greeting_wait.empty() ? flags.greeting_wait
+                                        : flags.speed == "realtime"  ? "10s"
+                                                                     : "0s");
+    if (!reply_wait || !silence || !greeting_wait) {
+        throw std::invalid_argument(
+            "--reply-wait, --trailing-silence and --greeting-wait take durations like 2s");
     }
 
     // The reply file (or nowhere), then the endpoint.
     std::shared_ptr<VoiceSink> sink;
     auto endpoint = resolve_voice_endpoint(flags.endpoint);
+    endpoint.options.greeting_wait = *greeting_wait;
     if (!flags.out.empty()) {
         auto wav = WavVoiceSink::create(flags.out, endpoint.options.audio.sample_rate);
         if (!wav) {
@@ -274,20 +280,13 @@ void add_replay_command(CLI::App& app) {
     cmd->add_option("--trailing-silence", flags->trailing_silence,
                     "silence sent after each file so the last utterance ends")
         ->capture_default_str();
+    cmd->add_option("--greeting-wait", flags->greeting_wait,
+                    "wait at most this long for the agent's greeting to play out before the "
+                    "file starts (default 10s at real-time pace, 0 when fast; 0 talks over it)");
     cmd->add_flag("--stats-json", flags->stats_json,
                   "print each session's figures as one JSON line instead of the text block");
     flags->endpoint.add_to(*cmd);
-    cmd->callback([flags] {
-        try {
-            run_replay(*flags);
-        } catch (const std::invalid_argument& e) {
-            std::fprintf(stderr, "olympus-voice: %s\n", e.what());
-            exit_code() = kExitUsage;
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "olympus-voice: %s\n", e.what());
-            exit_code() = kExitFailure;
-        }
-    });
+    cmd->callback([flags] { run_guarded([&] { run_replay(*flags); }); });
 }
 
 }  // namespace olympus::cli

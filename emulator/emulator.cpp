@@ -308,14 +308,14 @@ private:
         }
         // Reply audio offered as an audio_url.
         const std::string prefix = "/audio/";
-        if (path.rfind(prefix, 0) == 0 && path.size() > prefix.size() + 4 &&
-            path.compare(path.size() - 4, 4, ".wav") == 0) {
-            auto id = path.substr(prefix.size(), path.size() - prefix.size() - 4);
-            auto it = context_->audio_files.find(id);
+        if (path.rfind(prefix, 0) == 0) {
+            auto it = context_->audio_files.find(path.substr(prefix.size()));
             if (it != context_->audio_files.end()) {
+                const bool mp3 =
+                    it->first.size() > 4 && it->first.compare(it->first.size() - 4, 4, ".mp3") == 0;
                 context_->stats.sent("<audio_file>");
                 con->set_status(websocketpp::http::status_code::ok);
-                con->append_header("Content-Type", "audio/wav");
+                con->append_header("Content-Type", mp3 ? "audio/mpeg" : "audio/wav");
                 con->set_body(it->second);
                 return;
             }

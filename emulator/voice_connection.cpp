@@ -38,7 +38,7 @@ std::string format_seconds(std::size_t samples, int rate) {
     return text;
 }
 
-// libsndfile virtual I/O over a std::string, for writing WAV files in memory.
+// libsndfile virtual I/O over a std::string, for writing audio files in memory.
 struct MemoryFile {
     std::string bytes;
     sf_count_t position = 0;
@@ -522,13 +522,15 @@ void VoiceConnection::utterance_ended() {
         }
         return;
     }
-    response["audio_url"] = base_url_ + "/audio/" + response_id + ".wav";
+    const auto type = ctx_.options.audio_url_type;
+    const std::string name = response_id + extension_of(type);
+    response["audio_url"] = base_url_ + "/audio/" + name;
     if (ctx_.reply_mode == ReplyMode::audio_url) {
-        ctx_.audio_files[response_id] = wav_bytes(said, s.format.sample_rate);
+        ctx_.audio_files[name] = audio_file_bytes(said, s.format.sample_rate, type);
     } else if (ctx_.reply_mode == ReplyMode::audio_url_garbage) {
-        ctx_.audio_files[response_id] = "<html><body>this is not audio</body></html>";
+        ctx_.audio_files[name] = "<html><body>this is not audio</body></html>";
     }
-    ctx_.audio_file_order.push_back(response_id);
+    ctx_.audio_file_order.push_back(name);
     while (ctx_.audio_file_order.size() > kMaxAudioFiles) {
         ctx_.audio_files.erase(ctx_.audio_file_order.front());
         ctx_.audio_file_order.pop_front();
@@ -718,13 +720,18 @@ std::vector<float> synthetic_speech(int sample_rate, std::chrono::milliseconds d
     return out;
 }
 
-std::string wav_bytes(const std::vector<float>& pcm, int sample_rate) {
+const char* extension_of(AudioFileType type) {
+    return type == AudioFileType::mp3 ? ".mp3" : ".wav";
+}
+
+std::string audio_file_bytes(const std::vector<float>& pcm, int sample_rate, AudioFileType type) {
     MemoryFile file;
     SF_VIRTUAL_IO io{mem_length, mem_seek, mem_read, mem_write, mem_tell};
     SF_INFO info{};
     info.samplerate = sample_rate;
     info.channels = 1;
-    info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
+    info.format = type == AudioFileType::mp3 ? SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III
+                                             : SF_FORMAT_WAV | SF_FORMAT_PCM_16;
     SNDFILE* sf = sf_open_virtual(&io, SFM_WRITE, &info, &file);
     if (sf == nullptr) {
         return {};

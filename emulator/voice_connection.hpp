@@ -112,7 +112,10 @@ private:
 /// Speech-like test audio: a voiced buzz with syllable-rate loudness changes, mono.
 std::vector<float> synthetic_speech(int sample_rate, std::chrono::milliseconds duration);
 
-/// `pcm` (mono float) as a 16-bit WAV file in memory.
-std::string wav_bytes(const std::vector<float>& pcm, int sample_rate);
+/// `pcm` (mono float) as an MP3 or 16-bit WAV file in memory; empty if libsndfile refuses.
+std::string audio_file_bytes(const std::vector<float>& pcm, int sample_rate, AudioFileType type);
+
+/// The file name extension of `type`, with its dot.
+const char* extension_of(AudioFileType type);
 
 }  // namespace olympus::emulator

@@ -401,6 +401,9 @@ public:
         backoff_.cancel();
         timers_.clear();
         transport_->close(1000, "client closing");
+
+        // The state goes first: whoever sees the terminal reason also sees `disconnected`.
+        const auto from = state_.exchange(ConnectionState::disconnected, std::memory_order_acq_rel);
         {
             std::lock_guard lock(mutex_);
             terminal_ = reason;
@@ -411,11 +414,14 @@ public:
         if (was_open && hooks_.on_link_down) {
             hooks_.on_link_down(reason);
         }
-        transition(ConnectionState::disconnected, reason);
+        notify(from, ConnectionState::disconnected, reason);
     }
 
     void transition(ConnectionState to, std::error_code reason) {
-        auto from = state_.exchange(to, std::memory_order_acq_rel);
+        notify(state_.exchange(to, std::memory_order_acq_rel), to, reason);
+    }
+
+    void notify(ConnectionState from, ConnectionState to, std::error_code reason) {
         logger_->debug("state from={} to={}", to_string(from), to_string(to));
         StateChange change{from, to, reason, attempt_};
         for (const auto& observer : copy_of(state_observers_)) {

@@ -39,6 +39,8 @@ constexpr std::size_t kUplinkFrames = 128;             // 2.56 s of 20 ms frames
 constexpr std::size_t kMaxQueuedFetches = 16;          // audio_url replies waiting to download
 constexpr std::size_t kMaxLatencySamples = 200'000;    // about an hour of 20 ms frames
 constexpr std::int64_t kLatestExpiry = 8'000'000'000;  // year 2223: the clock's nanoseconds hold it
+/// A downlink this long without a message or frame, and nothing playing, ends the greeting.
+constexpr std::chrono::milliseconds kGreetingQuiet{500};
 
 bool valid_rate(int rate) {
     return rate == 8000 || rate == 12000 || rate == 16000 || rate == 24000 || rate == 48000;
@@ -242,7 +244,7 @@ void VoiceSessionOptions::validate() const {
             "audio.frame_ms 10, 20, 40 or 60");
     }
     if (start_timeout.count() <= 0 || end_timeout.count() <= 0 || audio_url_timeout.count() <= 0 ||
-        outage_buffer.count() < 0 || audio_url_grace.count() < 0) {
+        outage_buffer.count() < 0 || audio_url_grace.count() < 0 || greeting_wait.count() < 0) {
         throw std::invalid_argument("voice session timeouts must be positive");
     }
     if (location_id.empty() || channel.empty()) {
@@ -1082,6 +1084,17 @@ void VoiceSession::Impl::run_source() {
             return s == VoiceState::active || s == VoiceState::ended || stopping_.load();
         })) {
         }
+    }
+
+    // A recorded customer waits for the greeting to play out, as one at the post does: until
+    // no reply is pending and the downlink has been quiet a moment, or greeting_wait passes.
+    if (options_.greeting_wait.count() > 0) {
+        wait_until(
+            [this] {
+                return stopping_.load() || state_.load() == VoiceState::ended ||
+                       replies_done(kGreetingQuiet);
+            },
+            options_.greeting_wait);
     }
     std::optional<audio::OpusEncoder> encoder;
     if (options_.audio.encoding == AudioFormat::Encoding::opus) {

@@ -141,6 +141,12 @@ struct VoiceSessionOptions {
     std::chrono::milliseconds audio_url_timeout{10'000};  ///< whole download
     /// TLS rules for audio_url downloads; unset: the same as the stream's.
     std::optional<TlsOptions> audio_url_tls;
+    /// How long the source may wait for the greeting to play out before its first frame: a
+    /// recorded customer waits for the agent to finish, as one at the post does. The greeting
+    /// is over when no reply is pending, nothing plays, and the downlink has been quiet for
+    /// 500 ms. 0 starts the source as soon as the session is active (a live microphone: the
+    /// customer may talk over the greeting, which barges in). Not applied after a resume.
+    std::chrono::milliseconds greeting_wait{0};
     /// Wait this long for session_ended after end_session.
     std::chrono::milliseconds end_timeout{2'000};
     int fade_ms = 5;  ///< barge-in fade, file sinks (device sinks use their own setting)

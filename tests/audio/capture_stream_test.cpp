@@ -110,13 +110,19 @@ void expect_beeps(const std::vector<float>& recorded, int rate) {
 
 TEST(CaptureStream, RecordsKnownToneFromJack) {
     // jack_metro's 1 kHz beeps, ten a second, are captured at 48 kHz: right pitch, beeps
-    // exactly 100 ms apart, and samples arrive at the device's real-time rate.
+    // exactly 100 ms apart, and samples arrive no faster than the device's real-time rate.
     OLYMPUS_REQUIRE_JACK();
     StreamStats stats;
     double elapsed_s = 0;
     const auto recorded = record_beeps(48000, 1.2, stats, elapsed_s);
     expect_beeps(recorded, 48000);
-    EXPECT_NEAR(static_cast<double>(recorded.size()) / elapsed_s, 48000, 48000 * 0.1);
+    // Not faster than real time (a device that does not pace, like ALSA's file plugin, runs
+    // thousands of times faster). JACK's dummy driver falls behind when the machine is loaded
+    // (0.6 of real time seen with three builds running), so the floor only rules out a stall;
+    // lost or repeated blocks would show in the beep spacing above.
+    const double rate = static_cast<double>(recorded.size()) / elapsed_s;
+    EXPECT_LT(rate, 48000 * 1.1);
+    EXPECT_GT(rate, 48000 * 0.25);
     EXPECT_EQ(stats.device_rate, 48000);
     EXPECT_EQ(stats.ring_overflows, 0u);
     EXPECT_GE(stats.latency_ms, 0.0);

@@ -35,9 +35,9 @@ std::string bounded(const std::string& command, int seconds = 10) {
 bool server_reachable(int wait_seconds) {
     // `jack_wait -c` exits 0 either way; `jack_lsp` fails when there is no server.
     const std::string command =
-        wait_seconds > 0 ? bounded("jack_wait -w -t " + std::to_string(wait_seconds),
-                                   wait_seconds + 5)
-                         : bounded("jack_lsp");
+        wait_seconds > 0
+            ? bounded("jack_wait -w -t " + std::to_string(wait_seconds), wait_seconds + 5)
+            : bounded("jack_lsp");
     return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
 }
 

@@ -7,6 +7,7 @@
 // client's, proxy's and emulator's io threads (the recorders lock).
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <fcntl.h>
 #include <fstream>
 #include <map>
@@ -392,7 +393,7 @@ public:
               run("ip netns exec " + name_ +
                   " nft add rule inet loss out numgen random mod 100 "
                   "'<' " +
-                  std::to_string(drop_percent) + " drop");
+                  std::to_string(drop_percent) + " counter drop");
 
         // Enter it on this thread.
         own_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -411,6 +412,24 @@ public:
     }
     bool ok() const { return ok_; }
     const std::string& name() const { return name_; }
+
+    /// Packets the drop rule has dropped so far (its nftables counter); -1 if unreadable.
+    long long dropped_packets() const {
+        FILE* pipe =
+            popen(("ip netns exec " + name_ + " nft list chain inet loss out").c_str(), "r");
+        if (pipe == nullptr) {
+            return -1;
+        }
+        long long dropped = -1;
+        char line[512];
+        while (std::fgets(line, sizeof line, pipe) != nullptr) {
+            if (const char* at = std::strstr(line, "counter packets ")) {
+                dropped = std::atoll(at + std::strlen("counter packets "));
+            }
+        }
+        pclose(pipe);
+        return dropped;
+    }
 
 private:
     static bool run(const std::string& command) {
@@ -482,13 +501,16 @@ TEST(FaultMatrixNetns, PacketLossTenPercent) {
             EXPECT_TRUE(codes[0] == errc::invalid_message || codes[0] == errc::closed)
                 << tag << ": " << codes[0].message();
         }
-        // The loss was real: TCP in the namespace had to retransmit.
+        // The loss was real: the rule dropped packets (hundreds went through it). Whether TCP
+        // had to retransmit depends on which were hit (a lost pure ACK often needs nothing),
+        // so retransmissions are reported, not required.
+        auto dropped = ns.dropped_packets();
+        EXPECT_GT(dropped, 0) << "the drop rule did not act";
         auto retransmits = retransmitted_segments();
-        EXPECT_GT(retransmits, 0) << "no retransmissions: the drop rule did not act";
         std::printf(
-            "[ matrix   ] %-28s retransmits=%lld connects=%llu delivered=%llu "
+            "[ matrix   ] %-28s dropped=%lld retransmits=%lld connects=%llu delivered=%llu "
             "duplicates_dropped=%llu\n",
-            row.fault.name, retransmits,
+            row.fault.name, dropped, retransmits,
             static_cast<unsigned long long>(rig.client().stats().connects),
             static_cast<unsigned long long>(rig.client().stats().events_delivered),
             static_cast<unsigned long long>(rig.client().stats().duplicate_events));

@@ -217,22 +217,30 @@ INSTANTIATE_TEST_SUITE_P(Transports, AudioUrlTest, ::testing::Values(false, true
                          [](const auto& param) { return param.param ? "wss" : "ws"; });
 
 TEST_P(AudioUrlTest, FetchesAndPlaysTheReply) {
-    // The reply comes as an audio_url (http or https with the stream's CA); it is played.
-    start_emulator(test::quiet_emulator(GetParam()));
-    emu_->set_reply_mode(emulator::ReplyMode::audio_url);
-    auto path = dir_ + "/url.wav";
-    {
-        VoiceSession session(test::session_options(*emu_), speech_source(false, 1000ms),
-                             wav_sink("url.wav"), log_.handler());
-        session.start();
-        ASSERT_TRUE(test::eventually([&] { return session.stats().audio_urls_played == 1; }, 10s));
-        ASSERT_TRUE(session.wait_replies_done(300ms, 10s));
-        end_and_wait(session);
+    // The reply comes as an audio_url (http or https with the stream's CA), an MP3 file as the
+    // docs describe, or a WAV file; either is decoded and played.
+    for (auto type : {emulator::AudioFileType::mp3, emulator::AudioFileType::wav}) {
+        const std::string name = type == emulator::AudioFileType::mp3 ? "mp3" : "wav";
+        SCOPED_TRACE(name);
+        auto options = test::quiet_emulator(GetParam());
+        options.audio_url_type = type;
+        start_emulator(options);
+        emu_->set_reply_mode(emulator::ReplyMode::audio_url);
+        EventLog log;
+        {
+            VoiceSession session(test::session_options(*emu_), speech_source(false, 1000ms),
+                                 wav_sink("url-" + name + ".wav"), log.handler());
+            session.start();
+            ASSERT_TRUE(
+                test::eventually([&] { return session.stats().audio_urls_played == 1; }, 10s));
+            ASSERT_TRUE(session.wait_replies_done(300ms, 10s));
+            end_and_wait(session);
+        }
+        auto reply = test::read_wav_file(dir_ + "/url-" + name + ".wav");
+        EXPECT_GT(test::best_correlation(at::speech(kRate), reply, 24000), 0.6);
+        EXPECT_EQ(log.of(VoiceEvent::Kind::audio_url_played).size(), 1u);
+        EXPECT_TRUE(log.of(VoiceEvent::Kind::error).empty());
     }
-    auto reply = test::read_wav_file(path);
-    EXPECT_GT(test::best_correlation(at::speech(kRate), reply, 24000), 0.6);
-    EXPECT_EQ(log_.of(VoiceEvent::Kind::audio_url_played).size(), 1u);
-    EXPECT_TRUE(log_.of(VoiceEvent::Kind::error).empty());
 }
 
 TEST_P(AudioUrlTest, FailuresAreTypedErrors) {

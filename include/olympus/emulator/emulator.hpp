@@ -19,6 +19,9 @@
 
 namespace olympus::emulator {
 
+/// The container of an audio file the emulator serves.
+enum class AudioFileType { mp3, wav };
+
 struct EmulatorOptions {
     std::string host = "127.0.0.1";  ///< address to listen on; loopback by default
     std::uint16_t port = 0;          ///< 0 picks a free port; see Emulator::port()
@@ -62,6 +65,9 @@ struct EmulatorOptions {
     std::chrono::milliseconds resume_window{30'000};
     /// Received audio kept per session, for tests; only the 64 newest sessions keep theirs.
     std::size_t max_recorded_seconds = 120;
+    /// The file type of replies offered as an audio_url: MP3, as the public docs describe
+    /// them, or 16-bit WAV.
+    AudioFileType audio_url_type = AudioFileType::mp3;
     /// Off: relay mode for load tests. Opus frames are counted but neither decoded nor
     /// recorded; a packet of at least speech_packet_bytes counts as speech, and a reply sends
     /// the utterance's own packets back unchanged. The emulator then spends no codec time.
