@@ -364,7 +364,7 @@ public:
             source_->stop();
         }
         connection_->close();
-        fetch_cv_.notify_all();
+        wake_fetch_thread();
         state_cv_.notify_all();
         for (auto* thread : {&source_thread_, &playout_thread_, &fetch_thread_}) {
             if (thread->joinable()) {
@@ -374,6 +374,13 @@ public:
         if (auto ec = sink_->finish()) {
             logger_->error("finishing the sink failed: {}", ec.message());
         }
+    }
+
+    // After stopping_ or cancel_fetch_ changed: taking the mutex first means the fetch thread
+    // is either about to check them or already waiting, so the wake-up cannot be lost.
+    void wake_fetch_thread() {
+        { std::lock_guard lock(fetch_mutex_); }
+        fetch_cv_.notify_all();
     }
 
     bool wait_for(VoiceState wanted, milliseconds timeout) const {
@@ -678,7 +685,7 @@ public:
     void finish(VoiceState, std::error_code reason) {
         set_state(VoiceState::ended, reason);
         cancel_fetch_.store(true);
-        fetch_cv_.notify_all();
+        wake_fetch_thread();
         if (source_) {
             source_->stop();
         }
@@ -1344,7 +1351,7 @@ void VoiceSession::Impl::run_fetches() {
                               static_cast<std::size_t>(down_rate_.load());
             std::unique_lock lock(fetch_mutex_);
             fetch_cv_.wait(lock, [&] {
-                return stopping_.load() || cancel_fetch_.load() ||
+                return stopping_.load() || cancel_fetch_.load() || url_pcm_.empty() ||
                        url_pcm_.size() + pcm.size() <= room;
             });
             url_pcm_.insert(url_pcm_.end(), pcm.begin(), pcm.end());
