@@ -616,35 +616,48 @@ TEST(BoundedAllocation, HugeAnnouncedFrameClosesLink) {
 #endif
 }
 
-// 2 s of back-to-back 200 KB binary frames (above the 64 KB limit, below the hard limit): each
-// is dropped and counted, the link stays up, and memory stays flat.
-TEST(BoundedAllocation, EndlessOversizeFramesAreDroppedAndCounted) {
+// 2 s of back-to-back 200 KB binary frames (above the 64 KB limit, below the hard limit), sent
+// once `go` is set. The link then stays open until `release`: closing with the client's pongs
+// unread would reset it and discard frames still in flight.
+struct OversizeFlood {
     std::atomic<std::uint64_t> frames{0};
-    std::atomic<bool> connected{false}, release{false};
-    HostileServer server([&](int fd) {
-        std::string frame = frame_header(2, 200'000) + std::string(200'000, 'x');
-        if (!eventually([&] { return connected.load(); })) {
-            return;
-        }
-        auto deadline = std::chrono::steady_clock::now() + 2s;
-        while (std::chrono::steady_clock::now() < deadline && send_all(fd, frame)) {
-            ++frames;
-        }
-        // Stay open until the client has read everything: closing with its pongs unread
-        // would reset the connection and discard frames still in flight.
-        eventually([&] { return release.load(); }, 30s);
-    });
+    std::atomic<bool> go{false}, sent{false}, release{false};
+
+    HostileServer::Attack attack() {
+        return [this](int fd) {
+            std::string frame = frame_header(2, 200'000) + std::string(200'000, 'x');
+            if (!eventually([&] { return go.load(); })) {
+                return;
+            }
+            auto deadline = std::chrono::steady_clock::now() + 2s;
+            while (std::chrono::steady_clock::now() < deadline && send_all(fd, frame)) {
+                ++frames;
+            }
+            sent = true;
+            eventually([&] { return release.load(); }, 30s);
+        };
+    }
+    // True once every frame sent was counted by `dropped`.
+    bool all_dropped(std::uint64_t dropped) const {
+        return sent.load() && frames.load() > 0 && dropped == frames.load();
+    }
+};
+
+// The flood at the gateway client: each frame dropped and counted, the link stays up, and
+// memory stays flat.
+TEST(BoundedAllocation, EndlessOversizeFramesAreDroppedAndCounted) {
+    OversizeFlood flood;
+    HostileServer server(flood.attack());
     Client client(hostile_options(server.url()));
     client.start();
     ASSERT_TRUE(eventually([&] { return client.state() == ConnectionState::connected; }));
     auto rss_before = rss_kib();
-    connected = true;
-    ASSERT_TRUE(eventually(
-        [&] { return frames.load() > 0 && client.stats().dropped_frames == frames.load(); }, 15s))
-        << "sent " << frames.load() << " dropped " << client.stats().dropped_frames;
-    EXPECT_GT(frames.load(), 20u);
+    flood.go = true;
+    ASSERT_TRUE(eventually([&] { return flood.all_dropped(client.stats().dropped_frames); }, 15s))
+        << "sent " << flood.frames.load() << " dropped " << client.stats().dropped_frames;
+    EXPECT_GT(flood.frames.load(), 20u);
     EXPECT_EQ(client.state(), ConnectionState::connected);
-    release = true;
+    flood.release = true;
 #ifndef OLYMPUS_SANITIZED
     EXPECT_LT(rss_kib() - rss_before, 16 * 1024) << "RSS grew by more than 16 MiB";
 #else
@@ -732,37 +745,24 @@ private:
     std::vector<std::pair<std::error_code, std::string>> errors_;
 };
 
-// 2 s of back-to-back 200 KB binary frames on the voice stream: each dropped and counted by the
-// transport before it reaches the jitter buffer, the session stays active, memory stays flat.
+// The same flood on the voice stream: each frame dropped and counted by the transport before it
+// reaches the jitter buffer, the session stays active, memory stays flat.
 TEST(BoundedAllocation, VoiceOversizeFramesAreDroppedAndCounted) {
-    std::atomic<std::uint64_t> frames{0};
-    std::atomic<bool> active{false}, release{false};
-    HostileServer server(
-        [&](int fd) {
-            std::string frame = frame_header(2, 200'000) + std::string(200'000, 'x');
-            if (!eventually([&] { return active.load(); })) {
-                return;
-            }
-            auto deadline = std::chrono::steady_clock::now() + 2s;
-            while (std::chrono::steady_clock::now() < deadline && send_all(fd, frame)) {
-                ++frames;
-            }
-            eventually([&] { return release.load(); }, 30s);
-        },
-        hostile_session_started());
+    OversizeFlood flood;
+    HostileServer server(flood.attack(), hostile_session_started());
     VoiceSession session(hostile_voice_options(server.url("/stream")), nullptr, nullptr, nullptr);
     session.start();
     ASSERT_TRUE(session.wait_for(VoiceState::active, 5s));
     auto rss_before = rss_kib();
-    active = true;
+    flood.go = true;
     ASSERT_TRUE(eventually(
-        [&] { return frames.load() > 0 && session.connection().stats().dropped_frames == frames; },
-        15s))
-        << "sent " << frames.load() << " dropped " << session.connection().stats().dropped_frames;
-    EXPECT_GT(frames.load(), 20u);
+        [&] { return flood.all_dropped(session.connection().stats().dropped_frames); }, 15s))
+        << "sent " << flood.frames.load() << " dropped "
+        << session.connection().stats().dropped_frames;
+    EXPECT_GT(flood.frames.load(), 20u);
     EXPECT_EQ(session.state(), VoiceState::active);
     EXPECT_EQ(session.stats().reply_frames_received, 0u) << "an oversize frame reached the session";
-    release = true;
+    flood.release = true;
 #ifndef OLYMPUS_SANITIZED
     EXPECT_LT(rss_kib() - rss_before, 16 * 1024) << "RSS grew by more than 16 MiB";
 #else
