@@ -694,6 +694,8 @@ void VoiceConnection::released() {
     replying_ = false;
 
     // A session cut off by a dropped link waits to be resumed.
+    // TODO: the reply it was streaming is dropped with the link and not carried on after the
+    // resume, so the customer hears it end early; the client no longer waits for its end.
     if (session_) {
         session_->attached = false;
         session_->detached_at = Clock::now();

@@ -292,6 +292,10 @@ public:
     void init() {
         auto connection_options = options_.connection;
         connection_options.auth_mode = AuthMode::first_message;
+        // TODO: a resume that the server accepts but never answers waits start_timeout (10 s by
+        // default) before the next attempt; the audio of that wait outlasts the 2 s outage
+        // buffer and is lost (counted in outage_dropped). A shorter deadline for resumes would
+        // keep such outages inside the buffer.
         connection_options.auth_timeout = options_.start_timeout;
         connection_options.logger = "voice";
         std::weak_ptr<Impl> weak = weak_from_this();
@@ -647,6 +651,9 @@ public:
             return;
         }
         if (state == VoiceState::active) {
+            // TODO: the backoff grows on a link that drops again within stable_after (10 s)
+            // of each reconnect; a voice link dropping every few seconds for long ends up
+            // waiting past the outage buffer, and the frames beyond it are lost (counted).
             logger_->warn("voice link lost reason=\"{}\"; resuming", reason.message());
             set_state(VoiceState::resuming, reason);
         }
