@@ -253,9 +253,8 @@ TEST_P(AudioUrlTest, FailuresAreTypedErrors) {
     if (GetParam()) {
         cases.emplace_back(emulator::ReplyMode::audio_url, errc::audio_fetch_tls);
     }
-    for (const auto& entry : cases) {
-        const auto mode = entry.first;  // not a structured binding: clang 14 cannot capture one
-        const auto expected = entry.second;
+    for (const auto& [mode, code] : cases) {
+        const errc expected = code;  // a lambda below captures it (not a structured binding)
         SCOPED_TRACE(make_error_code(expected).message());
         EventLog log;
         emu_->set_reply_mode(mode);
