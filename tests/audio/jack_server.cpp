@@ -116,7 +116,7 @@ void keep_portaudio_loaded() {
 #endif
 }
 
-std::string ensure_jack_server() {
+std::string ensure_jack_server(bool portaudio_here) {
     static std::string problem = [] {
         // No session D-Bus device reservation on a headless machine.
         setenv("JACK_NO_AUDIO_RESERVATION", "1", 1);
@@ -154,7 +154,7 @@ std::string ensure_jack_server() {
         }
         return std::string();
     }();
-    if (problem.empty()) {
+    if (problem.empty() && portaudio_here) {
         keep_portaudio_loaded();
     }
     return problem;

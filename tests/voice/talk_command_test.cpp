@@ -35,7 +35,7 @@ double tone_share(const float* x, std::size_t n, double frequency, int rate) {
 
 TEST(TalkCommand, EmulatorHearsTheMicrophoneSignal) {
     // Five seconds of talk with jack_metro on the microphone port.
-    OLYMPUS_REQUIRE_JACK();
+    OLYMPUS_REQUIRE_JACK_SERVER();
     auto dir = test::make_temp_dir("olympus-talk");
     emulator::Emulator emu(test::quiet_emulator());
     emu.start();
