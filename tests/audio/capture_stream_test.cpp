@@ -92,7 +92,10 @@ std::vector<float> record_beeps(int codec_rate, double seconds, StreamStats& sta
     return recorded;
 }
 
-void expect_beeps(const std::vector<float>& recorded, int rate) {
+// `xruns`: cycles JACK reported it could not run in time. The dummy driver drops or repeats a
+// period then, which shifts at most the two beep intervals around it; that is the device's
+// doing, not the stream's, so that many intervals may be off.
+void expect_beeps(const std::vector<float>& recorded, int rate, std::uint64_t xruns) {
     // Pitch: the 1 kHz component dominates its neighbours.
     const double at_1k = tone_level(recorded, 1000, rate);
     EXPECT_GT(at_1k, 0.02);
@@ -102,10 +105,12 @@ void expect_beeps(const std::vector<float>& recorded, int rate) {
     // Timing: a beep every 100 ms to the sample period (no lost or repeated blocks).
     const auto onsets = beep_onsets(recorded, rate);
     ASSERT_GE(onsets.size(), 8u);
+    std::uint64_t off = 0;
     for (std::size_t i = 1; i < onsets.size(); ++i) {
-        EXPECT_NEAR(static_cast<double>(onsets[i] - onsets[i - 1]), rate / 10.0, rate / 1000.0)
-            << "beep " << i;
+        const double interval = static_cast<double>(onsets[i] - onsets[i - 1]);
+        off += std::fabs(interval - rate / 10.0) > rate / 1000.0 ? 1 : 0;
     }
+    EXPECT_LE(off, 2 * xruns) << "beep intervals off by more than 1 ms; JACK xruns=" << xruns;
 }
 
 TEST(CaptureStream, RecordsKnownToneFromJack) {
@@ -115,7 +120,7 @@ TEST(CaptureStream, RecordsKnownToneFromJack) {
     StreamStats stats;
     double elapsed_s = 0;
     const auto recorded = record_beeps(48000, 1.2, stats, elapsed_s);
-    expect_beeps(recorded, 48000);
+    expect_beeps(recorded, 48000, stats.device_xruns);
     // Not faster than real time (a device that does not pace, like ALSA's file plugin, runs
     // thousands of times faster). JACK's dummy driver falls behind when the machine is loaded
     // (0.6 of real time seen with three builds running), so the floor only rules out a stall;
@@ -136,7 +141,7 @@ TEST(CaptureStream, ResamplesToCodecRate) {
     double elapsed_s = 0;
     const auto recorded = record_beeps(16000, 1.2, stats, elapsed_s);
     EXPECT_EQ(stats.device_rate, 48000);
-    expect_beeps(recorded, 16000);
+    expect_beeps(recorded, 16000, stats.device_xruns);
 }
 
 }  // namespace

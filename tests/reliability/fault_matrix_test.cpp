@@ -114,9 +114,11 @@ public:
             handles_[i] =
                 client_->subscribe(kChannels[i], {{"location_id", "loc-matrix"}}, app_.on_event(i));
         }
+        // A lost SYN costs a second or more (the packet-loss row), a sanitizer build more.
         client_->start();
-        return eventually([&] { return client_->state() == ConnectionState::connected; }) &&
-               events_flowing(3, 5s);
+        return eventually([&] { return client_->state() == ConnectionState::connected; },
+                          scaled(10s)) &&
+               events_flowing(3, scaled(5s));
     }
 
     // True once each subscription got `n` more events than it had on entry.
