@@ -2,6 +2,8 @@
 // binds its flags; its callback runs on the main thread and sets the process exit code.
 #pragma once
 
+#include <functional>
+
 #include <CLI/CLI.hpp>
 
 namespace olympus::cli {
@@ -16,6 +18,12 @@ enum ExitCode : int {
 
 /// Where a subcommand stores its exit code; main() returns it.
 int& exit_code();
+
+/// Runs a subcommand's body so that no error escapes as a crash: std::invalid_argument (bad
+/// flags, options or configuration) becomes a one-line message and kExitUsage, any other
+/// std::exception a message and kExitFailure. CLI11's own errors go on to main(), which prints
+/// them with the usage exit code.
+void run_guarded(const std::function<void()>& body);
 
 void add_emulate_command(CLI::App& app);
 void add_token_command(CLI::App& app);

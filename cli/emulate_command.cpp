@@ -160,7 +160,7 @@ void add_emulate_command(CLI::App& app) {
                   "without decoding or encoding");
     cmd->add_option("--greeting", flags->greeting, "Synthetic greeting length (0s: none)")
         ->capture_default_str();
-    cmd->callback([flags] { cmd_guard([&] { run_emulator(*flags); }); });
+    cmd->callback([flags] { run_guarded([&] { run_emulator(*flags); }); });
 }
 
 }  // namespace olympus::cli

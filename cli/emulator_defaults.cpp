@@ -1,14 +1,9 @@
 // Defaults shared by the subcommands; see emulator_defaults.hpp.
 #include "emulator_defaults.hpp"
 
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <system_error>
-
-#include <CLI/CLI.hpp>
-
-#include "commands.hpp"
 
 namespace olympus::cli {
 
@@ -34,17 +29,6 @@ void ensure_parent_dir(const std::string& file) {
     if (!ec) {
         std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
                                      std::filesystem::perm_options::replace, ec);
-    }
-}
-
-void cmd_guard(const std::function<void()>& body) {
-    try {
-        body();
-    } catch (const CLI::Error&) {
-        throw;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "olympus-voice: %s\n", e.what());
-        exit_code() = kExitFailure;
     }
 }
 

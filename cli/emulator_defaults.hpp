@@ -1,7 +1,6 @@
 // Defaults shared by the subcommands that start or talk to the local emulator.
 #pragma once
 
-#include <functional>
 #include <string>
 
 namespace olympus::cli {
@@ -13,9 +12,5 @@ std::string default_jwt_key_path();
 
 /// Creates the directory that will hold `file`, if missing (mode 0700).
 void ensure_parent_dir(const std::string& file);
-
-/// Runs a subcommand body, turning a std::exception into a one-line message on stderr and the
-/// usage exit code, so that no error escapes as a crash.
-void cmd_guard(const std::function<void()>& body);
 
 }  // namespace olympus::cli

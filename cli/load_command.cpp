@@ -423,16 +423,10 @@ void add_load_command(CLI::App& app) {
     cmd->add_option("--frames-out", flags->frames_out,
                     "only write the pre-encoded frames to this file (for bench/node) and exit");
     cmd->callback([flags] {
-        try {
+        run_guarded([&] {
             install_interrupt_handler();
             run_load(*flags);
-        } catch (const std::invalid_argument& e) {
-            std::fprintf(stderr, "olympus-voice load: %s\n", e.what());
-            exit_code() = kExitUsage;
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "olympus-voice load: %s\n", e.what());
-            exit_code() = kExitFailure;
-        }
+        });
     });
 }
 

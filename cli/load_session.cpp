@@ -61,6 +61,7 @@ LoadSession::LoadSession(LoadSessionConfig config, const LoadAudio& audio, LoadT
         }
     };
     connection_ = std::make_unique<Connection>(config_.connection, std::move(hooks));
+    link_ = connection_.get();
 }
 
 LoadSession::~LoadSession() {
@@ -80,7 +81,7 @@ void LoadSession::start() {
 }
 
 void LoadSession::finish() {
-    connection_->post([this] {
+    link_->post([this] {
         if (finished_) {
             return;
         }
@@ -88,8 +89,8 @@ void LoadSession::finish() {
         if (pacer_) {
             pacer_->cancel();
         }
-        if (connection_->state() == ConnectionState::connected) {
-            (void)connection_->send_text(R"({"type":"end_session","reason":"completed"})");
+        if (link_->state() == ConnectionState::connected) {
+            (void)link_->send_text(R"({"type":"end_session","reason":"completed"})");
         }
     });
 }
@@ -97,7 +98,7 @@ void LoadSession::finish() {
 void LoadSession::on_message(const nlohmann::json& message) {
     auto type = message.value("type", std::string());
     if (type == "session_started") {
-        connection_->complete_authentication();
+        link_->complete_authentication();
         on_started();
     } else if (type == "final_transcript") {
         transcript_at_ = Clock::now();
@@ -169,7 +170,7 @@ void LoadSession::send_frame(std::size_t index, Clock::time_point due) {
         packet = audio_.packets[index];
     }
 
-    if (!active() || connection_->send_binary(std::move(packet))) {
+    if (!active() || link_->send_binary(std::move(packet))) {
         ++tally_.frames_dropped;
         return;
     }

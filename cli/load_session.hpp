@@ -91,8 +91,13 @@ private:
     LoadTally& tally_;
     std::atomic<bool> active_{false};  // release on start/loss, acquire in active()
 
-    // io thread only.
+    // The link. `connection_` owns it and is written on the owner's thread only (construction,
+    // destruction); the io thread reaches it through `link_`, set once before start(), so that
+    // clearing the owner in ~LoadSession races with nothing.
     std::unique_ptr<Connection> connection_;
+    Connection* link_ = nullptr;
+
+    // io thread only.
     std::unique_ptr<asio::steady_timer> pacer_;  // created and destroyed on the io thread
     Clock::time_point first_due_{};
     std::uint64_t next_frame_ = 0;

@@ -13,6 +13,20 @@ int& exit_code() {
     return code;
 }
 
+void run_guarded(const std::function<void()>& body) {
+    try {
+        body();
+    } catch (const CLI::Error&) {
+        throw;
+    } catch (const std::invalid_argument& e) {
+        std::fprintf(stderr, "olympus-voice: %s\n", e.what());
+        exit_code() = kExitUsage;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "olympus-voice: %s\n", e.what());
+        exit_code() = kExitFailure;
+    }
+}
+
 }  // namespace olympus::cli
 
 namespace {

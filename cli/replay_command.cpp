@@ -12,6 +12,8 @@
 #include <thread>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include "olympus/log.hpp"
 #include "olympus/voice_session.hpp"
 
@@ -30,6 +32,8 @@ struct ReplayFlags {
     std::string reply_wait = "15s";
     std::string trailing_silence = "1s";
     std::string channel = "auto";
+    std::string greeting_wait;  // empty: 10s at real-time pace, 0 when fast
+    bool stats_json = false;
     VoiceEndpointFlags endpoint;
 };
 
@@ -110,6 +114,26 @@ void print_stats(const std::string& file, const VoiceStats& s, int frame_ms) {
     std::fflush(stdout);
 }
 
+// The same figures as one JSON line, for scripts (the soak compares them with the server's).
+void print_stats_json(const std::string& file, const VoiceStats& s) {
+    nlohmann::json line = {{"session_id", s.session_id},
+                           {"file", file},
+                           {"frames_captured", s.frames_captured},
+                           {"frames_sent", s.frames_sent},
+                           {"outage_dropped", s.outage_dropped},
+                           {"uplink_overflows", s.uplink_overflows},
+                           {"outage_peak", s.outage_peak},
+                           {"link_drops", s.link_drops},
+                           {"resumes", s.resumes},
+                           {"replies", s.replies},
+                           {"reply_frames_received", s.reply_frames_received},
+                           {"frames_played", s.frames_played},
+                           {"bad_frames", s.bad_frames},
+                           {"error", s.error ? s.error.message() : ""}};
+    std::printf("%s\n", line.dump().c_str());
+    std::fflush(stdout);
+}
+
 // Streams one file as one session; false when the session failed or was interrupted.
 bool replay_one(Run& run, const std::string& path, int channel) {
     // The source: the file at the session's rate, then silence so the last utterance ends.
@@ -172,7 +196,11 @@ bool replay_one(Run& run, const std::string& path, int channel) {
     session.wait_for(VoiceState::ended,
                      run.endpoint.options.end_timeout + std::chrono::milliseconds(500));
     auto stats = session.stats();
-    print_stats(path, stats, format.frame_ms);
+    if (run.flags.stats_json) {
+        print_stats_json(path, stats);
+    } else {
+        print_stats(path, stats, format.frame_ms);
+    }
     if (stats.error) {
         std::fprintf(stderr, "olympus-voice: session failed: %s\n", stats.error.message().c_str());
         return false;
@@ -206,13 +234,18 @@ void run_replay(const ReplayFlags& flags) {
     }
     auto reply_wait = parse_duration(flags.reply_wait);
     auto silence = parse_duration(flags.trailing_silence);
-    if (!reply_wait || !silence) {
-        throw std::invalid_argument("--reply-wait and --trailing-silence take durations like 2s");
+    auto greeting_wait = parse_duration(!flags.greeting_wait.empty() ? flags.greeting_wait
+                                        : flags.speed == "realtime"  ? "10s"
+                                                                     : "0s");
+    if (!reply_wait || !silence || !greeting_wait) {
+        throw std::invalid_argument(
+            "--reply-wait, --trailing-silence and --greeting-wait take durations like 2s");
     }
 
     // The reply file (or nowhere), then the endpoint.
     std::shared_ptr<VoiceSink> sink;
     auto endpoint = resolve_voice_endpoint(flags.endpoint);
+    endpoint.options.greeting_wait = *greeting_wait;
     if (!flags.out.empty()) {
         auto wav = WavVoiceSink::create(flags.out, endpoint.options.audio.sample_rate);
         if (!wav) {
@@ -290,18 +323,13 @@ void add_replay_command(CLI::App& app) {
             return std::string("must be auto, mix or a channel number from 1");
         })
         ->capture_default_str();
+    cmd->add_option("--greeting-wait", flags->greeting_wait,
+                    "wait at most this long for the agent's greeting to play out before the "
+                    "file starts (default 10s at real-time pace, 0 when fast; 0 talks over it)");
+    cmd->add_flag("--stats-json", flags->stats_json,
+                  "print each session's figures as one JSON line instead of the text block");
     flags->endpoint.add_to(*cmd);
-    cmd->callback([flags] {
-        try {
-            run_replay(*flags);
-        } catch (const std::invalid_argument& e) {
-            std::fprintf(stderr, "olympus-voice: %s\n", e.what());
-            exit_code() = kExitUsage;
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "olympus-voice: %s\n", e.what());
-            exit_code() = kExitFailure;
-        }
-    });
+    cmd->callback([flags] { run_guarded([&] { run_replay(*flags); }); });
 }
 
 }  // namespace olympus::cli

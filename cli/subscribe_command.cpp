@@ -147,20 +147,7 @@ void add_subscribe_command(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--ca-file", flags->ca_file, "PEM file of trusted CAs for wss://");
     cmd->add_flag("--insecure", flags->insecure, "skip TLS verification (debugging only)");
-    cmd->callback([flags] {
-        try {
-            run(*flags);
-        } catch (const std::invalid_argument& e) {
-            std::fprintf(stderr, "olympus-voice: %s\n", e.what());
-            exit_code() = kExitUsage;
-        } catch (const CLI::ValidationError& e) {
-            std::fprintf(stderr, "olympus-voice: %s\n", e.what());
-            exit_code() = kExitUsage;
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "olympus-voice: %s\n", e.what());
-            exit_code() = kExitFailure;
-        }
-    });
+    cmd->callback([flags] { run_guarded([&] { run(*flags); }); });
 }
 
 }  // namespace olympus::cli

@@ -174,17 +174,7 @@ void add_talk_command(CLI::App& app) {
     cmd->add_option("--duration", flags->duration, "end after this long (0: until Ctrl-C)")
         ->capture_default_str();
     flags->endpoint.add_to(*cmd);
-    cmd->callback([flags] {
-        try {
-            run_talk(*flags);
-        } catch (const std::invalid_argument& e) {
-            std::fprintf(stderr, "olympus-voice: %s\n", e.what());
-            exit_code() = kExitUsage;
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "olympus-voice: %s\n", e.what());
-            exit_code() = kExitFailure;
-        }
-    });
+    cmd->callback([flags] { run_guarded([&] { run_talk(*flags); }); });
 }
 
 }  // namespace olympus::cli

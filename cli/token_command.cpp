@@ -47,7 +47,7 @@ void add_token_command(CLI::App& app) {
     cmd->add_option("--jwt-key", flags->jwt_key_file,
                     "PEM RSA key to sign with (created if absent)")
         ->capture_default_str();
-    cmd->callback([flags] { cmd_guard([&] { mint(*flags); }); });
+    cmd->callback([flags] { run_guarded([&] { mint(*flags); }); });
 }
 
 }  // namespace olympus::cli

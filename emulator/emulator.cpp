@@ -308,14 +308,14 @@ private:
         }
         // Reply audio offered as an audio_url.
         const std::string prefix = "/audio/";
-        if (path.rfind(prefix, 0) == 0 && path.size() > prefix.size() + 4 &&
-            path.compare(path.size() - 4, 4, ".wav") == 0) {
-            auto id = path.substr(prefix.size(), path.size() - prefix.size() - 4);
-            auto it = context_->audio_files.find(id);
+        if (path.rfind(prefix, 0) == 0) {
+            auto it = context_->audio_files.find(path.substr(prefix.size()));
             if (it != context_->audio_files.end()) {
+                const bool mp3 =
+                    it->first.size() > 4 && it->first.compare(it->first.size() - 4, 4, ".mp3") == 0;
                 context_->stats.sent("<audio_file>");
                 con->set_status(websocketpp::http::status_code::ok);
-                con->append_header("Content-Type", "audio/wav");
+                con->append_header("Content-Type", mp3 ? "audio/mpeg" : "audio/wav");
                 con->set_body(it->second);
                 return;
             }
@@ -466,6 +466,21 @@ void Emulator::set_reply_mode(ReplyMode mode) {
 
 void Emulator::set_voice_fault(VoiceFault fault) {
     impl_->on_io([this, fault] { impl_->context_->voice_fault = fault; });
+}
+
+std::optional<VoiceSessionRecord> Emulator::voice_session(const std::string& session_id) const {
+    auto find = [this, &session_id]() -> std::optional<VoiceSessionRecord> {
+        const auto& sessions = impl_->context_->voice_sessions;
+        auto it = sessions.find(session_id);
+        return it == sessions.end() ? std::nullopt : std::optional(it->second->record);
+    };
+    if (!impl_->thread_.joinable()) {
+        return find();
+    }
+    std::promise<std::optional<VoiceSessionRecord>> result;
+    auto future = result.get_future();
+    asio::post(impl_->server_->io(), [&] { result.set_value(find()); });
+    return future.get();
 }
 
 std::vector<VoiceSessionRecord> Emulator::voice_sessions() const {

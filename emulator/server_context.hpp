@@ -92,7 +92,7 @@ struct ServerContext {
     std::map<std::string, std::shared_ptr<VoiceSessionState>> voice_sessions;
     std::deque<std::string> voice_order;  ///< ids, oldest first
     std::uint64_t voice_session_counter = 0;
-    /// Reply audio served at /audio/<response_id>.wav, newest last (bounded).
+    /// Reply audio served at /audio/<file name>, by file name; the names newest last (bounded).
     std::map<std::string, std::string> audio_files;
     std::deque<std::string> audio_file_order;
     ReplyMode reply_mode = ReplyMode::stream;

@@ -38,7 +38,7 @@ std::string format_seconds(std::size_t samples, int rate) {
     return text;
 }
 
-// libsndfile virtual I/O over a std::string, for writing WAV files in memory.
+// libsndfile virtual I/O over a std::string, for writing audio files in memory.
 struct MemoryFile {
     std::string bytes;
     sf_count_t position = 0;
@@ -78,6 +78,14 @@ sf_count_t mem_tell(void* user) {
 }
 
 }  // namespace
+
+std::uint64_t frame_digest(std::string_view bytes) {
+    std::uint64_t hash = 0xcbf29ce484222325ull;
+    for (char c : bytes) {
+        hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+    }
+    return hash;
+}
 
 nlohmann::json VoiceFormat::to_json() const {
     return {{"encoding", opus ? "opus" : "pcm_s16le"},
@@ -186,20 +194,9 @@ void VoiceConnection::handle_start(const nlohmann::json& message) {
         return;
     }
 
-    // Resume the named session when it is still waiting, else start a new one.
-    std::shared_ptr<VoiceSessionState> state;
-    bool resumed = false;
-    if (auto resume = message.find("resume_session_id");
-        resume != message.end() && resume->is_string()) {
-        auto it = ctx_.voice_sessions.find(resume->get<std::string>());
-        if (it != ctx_.voice_sessions.end() && !it->second->attached &&
-            it->second->record.end_reason.empty() &&
-            Clock::now() - it->second->detached_at < ctx_.options.resume_window) {
-            state = it->second;
-            resumed = true;
-            ++state->record.resumes;
-        }
-    }
+    // Resume the named session when it may be, else start a new one.
+    auto state = find_resumable(message);
+    bool resumed = state != nullptr;
     if (!state) {
         state = new_session(*format, why);
         if (!state) {
@@ -208,6 +205,7 @@ void VoiceConnection::handle_start(const nlohmann::json& message) {
         }
     }
     state->attached = true;
+    state->owner = weak_from_this();
     session_ = state;
 
     // Answer, then greet a new customer.
@@ -233,6 +231,39 @@ void VoiceConnection::handle_start(const nlohmann::json& message) {
     arm(session_timer_, kSessionCheckPeriod, [this] { check_session_timers(); });
 }
 
+std::shared_ptr<VoiceSessionState> VoiceConnection::find_resumable(const nlohmann::json& message) {
+    // Only the user who started a session may resume it, and only while it waits.
+    auto resume = message.find("resume_session_id");
+    if (resume == message.end() || !resume->is_string()) {
+        return nullptr;
+    }
+    auto it = ctx_.voice_sessions.find(resume->get<std::string>());
+    if (it == ctx_.voice_sessions.end()) {
+        return nullptr;
+    }
+    auto state = it->second;
+    auto old = std::static_pointer_cast<VoiceConnection>(state->owner.lock());
+    bool held = state->attached && old && old.get() != this;
+    if (!state->record.end_reason.empty() || state->user_id != claims().user_id ||
+        (!held && Clock::now() - state->detached_at >= ctx_.options.resume_window)) {
+        return nullptr;
+    }
+
+    // A link the server still holds died without it noticing (half-open): the resume wins.
+    if (held) {
+        old->hand_over_session();
+    }
+    ++state->record.resumes;
+    return state;
+}
+
+void VoiceConnection::hand_over_session() {
+    stop_reply();
+    session_timer_.cancel();
+    session_.reset();
+    drop(DropMode::abort);
+}
+
 std::shared_ptr<VoiceSessionState> VoiceConnection::new_session(const VoiceFormat& format,
                                                                 std::string& why) {
     auto state = std::make_shared<VoiceSessionState>();
@@ -255,6 +286,7 @@ std::shared_ptr<VoiceSessionState> VoiceConnection::new_session(const VoiceForma
     auto salt = ctx_.events.next_id();
     record.session_id = "voice-sess-" + std::to_string(++ctx_.voice_session_counter) + "-" +
                         salt.substr(salt.size() - 6);
+    state->user_id = claims().user_id;
     record.encoding = format.opus ? "opus" : "pcm_s16le";
     record.sample_rate = format.sample_rate;
     record.frame_ms = format.frame_ms;
@@ -272,6 +304,7 @@ std::shared_ptr<VoiceSessionState> VoiceConnection::new_session(const VoiceForma
         auto& old =
             ctx_.voice_sessions[ctx_.voice_order[ctx_.voice_order.size() - 1 - kSessionsWithAudio]];
         std::vector<float>().swap(old->record.received_audio);
+        std::vector<std::uint64_t>().swap(old->record.frame_digests);
     }
     return state;
 }
@@ -352,6 +385,10 @@ void VoiceConnection::on_binary(const std::string& bytes) {
     // Relay mode judges speech by packet size and keeps the packets: no codec work at all.
     auto& record = session_->record;
     ++record.frames_received;
+    if (record.frame_digests.size() <
+        ctx_.options.max_recorded_seconds * 1000 / static_cast<std::size_t>(record.frame_ms)) {
+        record.frame_digests.push_back(frame_digest(bytes));
+    }
     if (relaying()) {
         detect_speech(bytes.size() >= ctx_.options.speech_packet_bytes, {}, bytes);
         return;
@@ -493,13 +530,15 @@ void VoiceConnection::utterance_ended() {
         }
         return;
     }
-    response["audio_url"] = base_url_ + "/audio/" + response_id + ".wav";
+    const auto type = ctx_.options.audio_url_type;
+    const std::string name = response_id + extension_of(type);
+    response["audio_url"] = base_url_ + "/audio/" + name;
     if (ctx_.reply_mode == ReplyMode::audio_url) {
-        ctx_.audio_files[response_id] = wav_bytes(said, s.format.sample_rate);
+        ctx_.audio_files[name] = audio_file_bytes(said, s.format.sample_rate, type);
     } else if (ctx_.reply_mode == ReplyMode::audio_url_garbage) {
-        ctx_.audio_files[response_id] = "<html><body>this is not audio</body></html>";
+        ctx_.audio_files[name] = "<html><body>this is not audio</body></html>";
     }
-    ctx_.audio_file_order.push_back(response_id);
+    ctx_.audio_file_order.push_back(name);
     while (ctx_.audio_file_order.size() > kMaxAudioFiles) {
         ctx_.audio_files.erase(ctx_.audio_file_order.front());
         ctx_.audio_file_order.pop_front();
@@ -552,6 +591,11 @@ void VoiceConnection::send_reply_frame() {
         return;
     }
 
+    if (ctx_.voice_fault == VoiceFault::flood_reply_frames) {
+        flood_reply_frames();
+        return;
+    }
+
     // One frame now, the next one a frame period after this one was due: no drift.
     // A wrong-format fault sends frames of twice the announced length.
     const bool long_frames = ctx_.voice_fault == VoiceFault::wrong_reply_format;
@@ -580,6 +624,26 @@ void VoiceConnection::send_reply_frame() {
           {"response_id", reply_id_},
           {"duration_ms", duration_ms}});
     replying_ = false;
+}
+
+void VoiceConnection::flood_reply_frames() {
+    // A burst of copies of the reply's next frame per millisecond, looping over the reply:
+    // hundreds of times real time, for as long as the fault lasts.
+    constexpr int kBurst = 64;
+    const auto frame = static_cast<std::size_t>(session_->format.frame_samples());
+    if (reply_audio_.size() < frame) {
+        reply_audio_.resize(frame, 0.0f);
+    }
+    if (reply_pos_ + frame > reply_audio_.size()) {
+        reply_pos_ = 0;
+    }
+    auto packet = encode(reply_audio_.data() + reply_pos_, static_cast<int>(frame));
+    reply_pos_ += frame;
+    for (int i = 0; i < kBurst; ++i) {
+        send_binary(packet);
+    }
+    session_->record.reply_frames_sent += kBurst;
+    arm(reply_timer_, std::chrono::milliseconds(1), [this] { send_reply_frame(); });
 }
 
 void VoiceConnection::stop_reply() {
@@ -638,6 +702,8 @@ void VoiceConnection::released() {
     replying_ = false;
 
     // A session cut off by a dropped link waits to be resumed.
+    // TODO: the reply it was streaming is dropped with the link and not carried on after the
+    // resume, so the customer hears it end early; the client no longer waits for its end.
     if (session_) {
         session_->attached = false;
         session_->detached_at = Clock::now();
@@ -664,13 +730,18 @@ std::vector<float> synthetic_speech(int sample_rate, std::chrono::milliseconds d
     return out;
 }
 
-std::string wav_bytes(const std::vector<float>& pcm, int sample_rate) {
+const char* extension_of(AudioFileType type) {
+    return type == AudioFileType::mp3 ? ".mp3" : ".wav";
+}
+
+std::string audio_file_bytes(const std::vector<float>& pcm, int sample_rate, AudioFileType type) {
     MemoryFile file;
     SF_VIRTUAL_IO io{mem_length, mem_seek, mem_read, mem_write, mem_tell};
     SF_INFO info{};
     info.samplerate = sample_rate;
     info.channels = 1;
-    info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
+    info.format = type == AudioFileType::mp3 ? SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III
+                                             : SF_FORMAT_WAV | SF_FORMAT_PCM_16;
     SNDFILE* sf = sf_open_virtual(&io, SFM_WRITE, &info, &file);
     if (sf == nullptr) {
         return {};

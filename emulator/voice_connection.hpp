@@ -45,7 +45,9 @@ struct VoiceSessionState {
     std::optional<audio::OpusDecoder> decoder;
     std::optional<audio::OpusEncoder> encoder;
     std::optional<audio::OpusEncoder> long_encoder;  ///< for VoiceFault::wrong_reply_format
+    std::string user_id;  ///< who started it; only this user may resume it
     bool attached = false;
+    std::weak_ptr<EmulatedConnection> owner;  ///< the connection it is attached to
     std::chrono::steady_clock::time_point started, detached_at, last_speech;
 
     // End-of-utterance detection.
@@ -78,6 +80,9 @@ private:
 
     // Session lifecycle.
     std::shared_ptr<VoiceSessionState> new_session(const VoiceFormat& format, std::string& why);
+    std::shared_ptr<VoiceSessionState> find_resumable(const nlohmann::json& message);
+    /// Another connection resumed this one's session: let it go and tear this link down.
+    void hand_over_session();
     void end_session(const std::string& reason);
     void check_session_timers();
 
@@ -91,6 +96,7 @@ private:
     void start_reply(std::vector<float> audio, const std::string& response_id);
     void start_relayed_reply(std::vector<std::string> packets, const std::string& response_id);
     void send_reply_frame();
+    void flood_reply_frames();
     void stop_reply();
     std::string encode(const float* pcm, int samples);
     std::string encode_long(const float* pcm, int samples);
@@ -112,7 +118,10 @@ private:
 /// Speech-like test audio: a voiced buzz with syllable-rate loudness changes, mono.
 std::vector<float> synthetic_speech(int sample_rate, std::chrono::milliseconds duration);
 
-/// `pcm` (mono float) as a 16-bit WAV file in memory.
-std::string wav_bytes(const std::vector<float>& pcm, int sample_rate);
+/// `pcm` (mono float) as an MP3 or 16-bit WAV file in memory; empty if libsndfile refuses.
+std::string audio_file_bytes(const std::vector<float>& pcm, int sample_rate, AudioFileType type);
+
+/// The file name extension of `type`, with its dot.
+const char* extension_of(AudioFileType type);
 
 }  // namespace olympus::emulator

@@ -125,6 +125,24 @@ void write_records(const std::filesystem::path& dir, const std::string& stem, ch
     }
 }
 
+// `frames` 20 ms Opus frames at real-time pace, as a microphone would send them: a 1 s tone,
+// then silence, which ends one utterance.
+void send_tone(olympus::test::WsTestClient& voice, int frames) {
+    auto encoder = olympus::audio::OpusEncoder::create({});
+    std::vector<float> pcm(960);
+    olympus::audio::EncodedFrame frame;
+    for (int i = 0; i < frames; ++i) {
+        for (std::size_t s = 0; s < pcm.size(); ++s) {
+            double t = static_cast<double>(i * 960 + static_cast<int>(s)) / 48000.0;
+            pcm[s] = i < 50 ? static_cast<float>(0.3 * std::sin(2 * M_PI * 220 * t)) : 0.0f;
+        }
+        encoder.value().encode({pcm.data(), pcm.size()}, frame);
+        voice.send_binary(
+            std::string(reinterpret_cast<const char*>(frame.bytes.data()), frame.size));
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -193,19 +211,7 @@ int main(int argc, char** argv) {
              {"audio",
               {{"encoding", "opus"}, {"sample_rate", 48000}, {"channels", 1}, {"frame_ms", 20}}}});
         auto started = voice.next_of_type("session_started");
-        auto encoder = olympus::audio::OpusEncoder::create({});
-        std::vector<float> pcm(960);
-        olympus::audio::EncodedFrame frame;
-        for (int i = 0; i < 90; ++i) {
-            for (std::size_t s = 0; s < pcm.size(); ++s) {
-                double t = static_cast<double>(i * 960 + static_cast<int>(s)) / 48000.0;
-                pcm[s] = i < 50 ? static_cast<float>(0.3 * std::sin(2 * M_PI * 220 * t)) : 0.0f;
-            }
-            encoder.value().encode({pcm.data(), pcm.size()}, frame);
-            voice.send_binary(
-                std::string(reinterpret_cast<const char*>(frame.bytes.data()), frame.size));
-            std::this_thread::sleep_for(20ms);  // real-time pace, as a microphone would
-        }
+        send_tone(voice, 90);
         auto response = voice.next_of_type("final_response", 5s);
         if (response) {
             voice.send_json({{"type", "barge_in"},
@@ -220,7 +226,53 @@ int main(int argc, char** argv) {
         voice.next_of_type("session_ended", 2s);
     }
 
-    // Corpora: what the client and the emulator each received, per connection.
+    // Then a voice session whose reply is an audio_url, resumed after a server drop (the
+    // resumed session_started with frames_received), an error answer and the end.
+    emu.set_reply_mode(olympus::emulator::ReplyMode::audio_url);
+    const auto url_link = proxy.stats().accepted + 1;
+    {
+        auto start = [&](const std::string& resume) {
+            nlohmann::json frame = {{"type", "start_session"},
+                                    {"id", "req-1"},
+                                    {"location_id", "loc-1"},
+                                    {"channel", "drive_thru"},
+                                    {"access_token", emu.mint_token()}};
+            if (!resume.empty()) {
+                frame["resume_session_id"] = resume;
+            }
+            return frame;
+        };
+        olympus::test::WsTestClient voice;
+        if (!voice.connect(proxy.ws_url("/stream"))) {
+            std::fprintf(stderr, "record_corpus: voice connect failed\n");
+            return 1;
+        }
+        voice.send_json(start(""));
+        auto started = voice.next_of_type("session_started");
+        auto id = started ? (*started)["session_id"].get<std::string>() : std::string();
+        send_tone(voice, 90);
+        voice.next_of_type("final_response", 5s);
+        emu.drop_all_connections();
+        voice.wait_closed(2s);
+        olympus::test::WsTestClient again;
+        if (again.connect(proxy.ws_url("/stream"))) {
+            again.send_json(start(id));
+            again.next_of_type("session_started");
+            again.send_json({{"type", "no_such_type"}});
+            again.next_of_type("error");
+            again.send_json({{"type", "end_session"}, {"session_id", id}, {"reason", "completed"}});
+            again.next_of_type("session_ended", 2s);
+        }
+    }
+
+    // Corpora: what the client and the emulator each received, per connection; the voice
+    // sessions' server frames also seed the voice session's own target.
+    for (std::uint64_t c = url_link; c <= proxy.stats().accepted; ++c) {
+        write_records(out / "voice_inbound", "url" + std::to_string(c), 0, rec.frames(c, false),
+                      40);
+    }
+    write_records(out / "voice_inbound", "voice" + std::to_string(voice_link), 0,
+                  rec.frames(voice_link, false), 40);
     for (std::uint64_t c = 1; c <= voice_link; ++c) {
         auto name = (c == voice_link     ? "voice"
                      : c > gateway_links ? "rejected"

@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
         options.connection.token_provider = std::make_shared<olympus::FixedTokenProvider>(token);
     }
 
+    // The customer lets the greeting finish before speaking.
+    options.greeting_wait = std::chrono::seconds(10);
+
     // The order, paced in real time, and a WAV file for the reply; both fail before connecting.
     auto source = olympus::FileVoiceSource::open(argv[1], options.audio.sample_rate,
                                                  options.audio.frame_ms, true);

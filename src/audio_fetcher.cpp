@@ -14,16 +14,16 @@
 namespace olympus::detail {
 namespace {
 
-constexpr std::size_t kMaxBody = 32 * 1024 * 1024;  // ~3 minutes of 48 kHz stereo WAV
-
 struct Download {
     std::string body;
+    bool too_large = false;
     const std::atomic<bool>* cancel = nullptr;
 };
 
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
     auto* download = static_cast<Download*>(user);
-    if (download->body.size() + size * count > kMaxBody) {
+    if (download->body.size() + size * count > kMaxAudioUrlBytes) {
+        download->too_large = true;
         return 0;  // makes curl fail with CURLE_WRITE_ERROR
     }
     download->body.append(data, size * count);
@@ -93,11 +93,18 @@ std::error_code decode(const std::string& body, int sample_rate, std::vector<flo
         return make_error_code(errc::audio_not_decodable);
     }
 
-    // Read everything, downmixed to mono.
+    // Read everything, downmixed to mono, up to the bound on a reply's length.
     std::vector<float> block(4096 * static_cast<std::size_t>(info.channels));
     std::vector<float> mono;
+    const auto limit =
+        static_cast<std::size_t>(kMaxReplySeconds) * static_cast<std::size_t>(info.samplerate);
     sf_count_t frames = 0;
     while ((frames = sf_readf_float(file, block.data(), 4096)) > 0) {
+        if (mono.size() + static_cast<std::size_t>(frames) > limit) {
+            sf_close(file);
+            detail = "the audio is longer than " + std::to_string(kMaxReplySeconds) + " s";
+            return make_error_code(errc::audio_too_large);
+        }
         for (sf_count_t i = 0; i < frames; ++i) {
             float sum = 0;
             for (int c = 0; c < info.channels; ++c) {
@@ -134,7 +141,8 @@ std::error_code fetch_audio(const std::string& url, const TlsOptions& tls,
     static std::once_flag init;
     std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 
-    // One easy handle per download: http(s) only, bounded in time and size.
+    // One easy handle per download: http(s) only, bounded in time and size (an announced
+    // length over the bound fails before the body is read).
     std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
     if (!curl) {
         detail = "curl_easy_init failed";
@@ -149,6 +157,7 @@ std::error_code fetch_audio(const std::string& url, const TlsOptions& tls,
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(h, CURLOPT_MAXREDIRS, 3L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxAudioUrlBytes));
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>(std::min<long long>(timeout.count(), 5000)));
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -170,6 +179,10 @@ std::error_code fetch_audio(const std::string& url, const TlsOptions& tls,
 
     // Fetch; a TLS failure, a failed transfer and an HTTP error are told apart.
     CURLcode result = curl_easy_perform(h);
+    if (result == CURLE_FILESIZE_EXCEEDED || download.too_large) {
+        detail = "the body is larger than " + std::to_string(kMaxAudioUrlBytes >> 20) + " MiB";
+        return make_error_code(errc::audio_too_large);
+    }
     if (result != CURLE_OK) {
         detail = curl_easy_strerror(result);
         return make_error_code(is_tls_failure(result) ? errc::audio_fetch_tls

@@ -13,11 +13,18 @@
 
 namespace olympus::detail {
 
+/// A reply's body is read up to this many bytes (a minute of 48 kHz stereo WAV is 11 MB).
+constexpr std::size_t kMaxAudioUrlBytes = 16 * 1024 * 1024;
+/// A reply decodes to at most this much audio; a small compressed file can hold hours.
+constexpr int kMaxReplySeconds = 120;
+
 /// Fetches `url` (http or https), decodes it (WAV, MP3, FLAC, Ogg: whatever libsndfile reads),
 /// downmixes to mono and resamples to `sample_rate` into `pcm`. Errors: audio_fetch_tls for a
 /// TLS or certificate failure, audio_fetch_failed for an HTTP error status or a network failure
-/// or timeout, audio_not_decodable for a body that is not audio; `detail` says more. Returns
-/// early with audio_fetch_failed when `cancel` turns true.
+/// or timeout, audio_not_decodable for a body that is not audio, audio_too_large for a body
+/// over kMaxAudioUrlBytes (announced or read) or audio longer than kMaxReplySeconds (decoding
+/// stops there); `detail` says more. Returns early with audio_fetch_failed when `cancel` turns
+/// true.
 std::error_code fetch_audio(const std::string& url, const TlsOptions& tls,
                             std::chrono::milliseconds timeout, int sample_rate,
                             const std::atomic<bool>& cancel, std::vector<float>& pcm,

@@ -354,7 +354,8 @@ public:
         transition(ConnectionState::connected, {});
         logger_->info("connected url={} reconnect={}", log::redact_url(options_.url), !first);
 
-        // Attempts reset only once the link proved stable.
+        // The backoff resets only once the link proved stable; the attempt failures at once.
+        failed_attempts_ = 0;
         arm(stable_, options_.reconnect.stable_after, [](Impl& self) { self.attempt_ = 0; });
         schedule_reauth(expires_at);
         if (hooks_.on_connected) {
@@ -378,11 +379,14 @@ public:
             hooks_.on_link_down(reason);
         }
 
-        // Give up when the policy says so; else wait out a jittered delay.
-        if (options_.reconnect.max_attempts != 0 && attempt_ >= options_.reconnect.max_attempts) {
+        // Give up after max_attempts attempts in a row that never authenticated (a link that
+        // connected and dropped later was no failed attempt); else wait out a jittered delay.
+        if (options_.reconnect.max_attempts != 0 &&
+            failed_attempts_ >= options_.reconnect.max_attempts) {
             stop(make_error_code(errc::retries_exhausted));
             return;
         }
+        ++failed_attempts_;
         auto delay = options_.reconnect.delay(attempt_, rng_);
         std::uint32_t attempt = attempt_++;
         last_delay_ = delay;
@@ -409,6 +413,9 @@ public:
         backoff_.cancel();
         timers_.clear();
         transport_->close(1000, "client closing");
+
+        // The state goes first: whoever sees the terminal reason also sees `disconnected`.
+        const auto from = state_.exchange(ConnectionState::disconnected, std::memory_order_acq_rel);
         {
             std::lock_guard lock(mutex_);
             terminal_ = reason;
@@ -419,11 +426,14 @@ public:
         if (was_open && hooks_.on_link_down) {
             hooks_.on_link_down(reason);
         }
-        transition(ConnectionState::disconnected, reason);
+        notify(from, ConnectionState::disconnected, reason);
     }
 
     void transition(ConnectionState to, std::error_code reason) {
-        auto from = state_.exchange(to, std::memory_order_acq_rel);
+        notify(state_.exchange(to, std::memory_order_acq_rel), to, reason);
+    }
+
+    void notify(ConnectionState from, ConnectionState to, std::error_code reason) {
         logger_->debug("state from={} to={}", to_string(from), to_string(to));
         StateChange change{from, to, reason, attempt_};
         for (const auto& observer : copy_of(state_observers_)) {
@@ -737,7 +747,8 @@ public:
     std::map<TimerId, std::unique_ptr<asio::steady_timer>> timers_;
     TimerId next_timer_ = 1;
     std::uint64_t generation_ = 0;
-    std::uint32_t attempt_ = 0;
+    std::uint32_t attempt_ = 0;          // backoff exponent: reset after a stable link
+    std::uint32_t failed_attempts_ = 0;  // attempts since the last authentication
     milliseconds last_delay_{0};
     std::mt19937_64 rng_;
     std::string token_;          // the token of the current link

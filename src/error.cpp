@@ -58,6 +58,8 @@ public:
                 return "the server refused start_session";
             case errc::session_lost:
                 return "the voice session was lost";
+            case errc::audio_too_large:
+                return "the reply's audio_url is too large";
         }
         return "unknown olympus error " + std::to_string(value);
     }

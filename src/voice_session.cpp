@@ -35,9 +35,13 @@ using Json = nlohmann::json;
 
 namespace {
 
-constexpr std::size_t kMaxUplinkBytes = 60 * 48 * 2;  // 60 ms of 48 kHz 16-bit PCM
-constexpr std::size_t kUplinkFrames = 128;            // 2.56 s of 20 ms frames
-constexpr std::size_t kMaxLatencySamples = 200'000;   // about an hour of 20 ms frames
+constexpr std::size_t kMaxUplinkBytes = 60 * 48 * 2;   // 60 ms of 48 kHz 16-bit PCM
+constexpr std::size_t kUplinkFrames = 128;             // 2.56 s of 20 ms frames
+constexpr std::size_t kMaxQueuedFetches = 16;          // audio_url replies waiting to download
+constexpr std::size_t kMaxLatencySamples = 200'000;    // about an hour of 20 ms frames
+constexpr std::int64_t kLatestExpiry = 8'000'000'000;  // year 2223: the clock's nanoseconds hold it
+/// A downlink this long without a message or frame, and nothing playing, ends the greeting.
+constexpr std::chrono::milliseconds kGreetingQuiet{500};
 
 bool valid_rate(int rate) {
     return rate == 8000 || rate == 12000 || rate == 16000 || rate == 24000 || rate == 48000;
@@ -58,6 +62,28 @@ float level_dbfs(const float* pcm, std::size_t n) {
     }
     return static_cast<float>(
         20.0 * std::log10(std::max(std::sqrt(sum / std::max<std::size_t>(n, 1)), 1e-6)));
+}
+
+// A number field as a whole number, or nothing. A float is taken only when it fits: converting
+// one out of range (a server's "duration_ms":1e300) is undefined behaviour.
+std::optional<std::int64_t> whole_number(const Json& object, const char* key) {
+    auto it = object.find(key);
+    if (it == object.end() || !it->is_number()) {
+        return std::nullopt;
+    }
+    if (it->is_number_float()) {
+        auto value = it->get<double>();
+        if (!std::isfinite(value) || std::fabs(value) >= 9.2e18) {
+            return std::nullopt;
+        }
+        return static_cast<std::int64_t>(value);
+    }
+    if (it->is_number_unsigned()) {
+        auto value = it->get<std::uint64_t>();
+        return value > static_cast<std::uint64_t>(INT64_MAX) ? std::nullopt
+                                                             : std::optional<std::int64_t>(value);
+    }
+    return it->get<std::int64_t>();
 }
 
 // The `exp` claim of a JWT, without verifying it: only to schedule re-authentication.
@@ -85,11 +111,11 @@ std::optional<std::chrono::system_clock::time_point> jwt_expiry(const std::strin
         }
     }
     auto claims = Json::parse(payload, nullptr, false);
-    if (!claims.is_object() || !claims.contains("exp") || !claims["exp"].is_number()) {
-        return std::nullopt;
+    auto exp = claims.is_object() ? whole_number(claims, "exp") : std::nullopt;
+    if (!exp || *exp < 0 || *exp > kLatestExpiry) {
+        return std::nullopt;  // absent, or a time the clock cannot hold
     }
-    return std::chrono::system_clock::time_point(
-        std::chrono::seconds(claims["exp"].get<std::int64_t>()));
+    return std::chrono::system_clock::time_point(std::chrono::seconds(*exp));
 }
 
 // Typed field readers for network input: a field of the wrong type reads as the fallback.
@@ -99,8 +125,7 @@ std::string str(const Json& message, const char* key, std::string fallback = {})
 }
 
 std::int64_t integer(const Json& message, const char* key) {
-    auto it = message.find(key);
-    return it != message.end() && it->is_number() ? it->get<std::int64_t>() : 0;
+    return whole_number(message, key).value_or(0);
 }
 
 // One encoded uplink frame between the source thread and the io thread; no allocation.
@@ -220,7 +245,7 @@ void VoiceSessionOptions::validate() const {
             "audio.frame_ms 10, 20, 40 or 60");
     }
     if (start_timeout.count() <= 0 || end_timeout.count() <= 0 || audio_url_timeout.count() <= 0 ||
-        outage_buffer.count() < 0 || audio_url_grace.count() < 0) {
+        outage_buffer.count() < 0 || audio_url_grace.count() < 0 || greeting_wait.count() < 0) {
         throw std::invalid_argument("voice session timeouts must be positive");
     }
     if (location_id.empty() || channel.empty()) {
@@ -283,6 +308,10 @@ public:
         stream_.reset();
         auto connection_options = options_.connection;
         connection_options.auth_mode = AuthMode::first_message;
+        // TODO: a resume that the server accepts but never answers waits start_timeout (10 s by
+        // default) before the next attempt; the audio of that wait outlasts the 2 s outage
+        // buffer and is lost (counted in outage_dropped). A shorter deadline for resumes would
+        // keep such outages inside the buffer.
         connection_options.auth_timeout = options_.start_timeout;
         connection_options.logger = "voice";
         std::weak_ptr<Impl> weak = weak_from_this();
@@ -367,7 +396,7 @@ public:
         } else {
             link_->close();
         }
-        fetch_cv_.notify_all();
+        wake_fetch_thread();
         state_cv_.notify_all();
         for (auto* thread : {&source_thread_, &playout_thread_, &fetch_thread_}) {
             if (thread->joinable()) {
@@ -377,6 +406,13 @@ public:
         if (auto ec = sink_->finish()) {
             logger_->error("finishing the sink failed: {}", ec.message());
         }
+    }
+
+    // After stopping_ or cancel_fetch_ changed: taking the mutex first means the fetch thread
+    // is either about to check them or already waiting, so the wake-up cannot be lost.
+    void wake_fetch_thread() {
+        { std::lock_guard lock(fetch_mutex_); }
+        fetch_cv_.notify_all();
     }
 
     bool wait_for(VoiceState wanted, milliseconds timeout) const {
@@ -430,7 +466,7 @@ public:
     std::atomic<std::uint64_t> frames_captured_{0}, frames_sent_{0}, uplink_overflows_{0},
         outage_dropped_{0}, outage_peak_{0}, reply_frames_{0}, bad_frames_{0},
         unexpected_format_{0}, frames_played_{0}, concealed_{0}, discarded_{0}, barge_ins_{0},
-        replies_{0}, urls_played_{0}, resumes_{0}, link_drops_{0};
+        replies_{0}, urls_played_{0}, resumes_{0}, link_drops_{0}, reply_dropped_{0};
     std::atomic<float> input_dbfs_{-120}, output_dbfs_{-120};
     std::atomic<double> first_audio_ms_{-1};
     std::atomic<std::int64_t> last_activity_ns_{0};
@@ -502,9 +538,11 @@ public:
             return;
         }
         {
+            // Only an end keeps its reason as the session's error: a drop that was resumed
+            // from is no failure.
             std::lock_guard lock(state_mutex_);
             state_.store(to);
-            if (reason && !error_) {
+            if (reason && !error_ && to == VoiceState::ended) {
                 error_ = reason;
             }
         }
@@ -578,6 +616,7 @@ public:
                 got != message.end() && got->is_number_unsigned()) {
                 requeue_unreceived(got->get<std::uint64_t>());
             }
+            close_cut_replies();
         } else {
             sent_history_.clear();
             sent_in_session_ = 0;
@@ -634,6 +673,10 @@ public:
     }
 
     void on_link_down(std::error_code reason) {
+        // The session's own close (end, close(), a failure) is no lost link.
+        if (reason == errc::closed_by_application) {
+            return;
+        }
         auto state = state_.load();
         link_drops_.fetch_add(1, std::memory_order_relaxed);
 
@@ -654,6 +697,9 @@ public:
             return;
         }
         if (state == VoiceState::active) {
+            // TODO: the backoff grows on a link that drops again within stable_after (10 s)
+            // of each reconnect; a voice link dropping every few seconds for long ends up
+            // waiting past the outage buffer, and the frames beyond it are lost (counted).
             logger_->warn("voice link lost reason=\"{}\"; resuming", reason.message());
             set_state(VoiceState::resuming, reason);
         }
@@ -691,6 +737,7 @@ public:
     void finish(VoiceState, std::error_code reason) {
         set_state(VoiceState::ended, reason);
         cancel_fetch_.store(true);
+        wake_fetch_thread();
         if (source_) {
             source_->stop();
         }
@@ -785,20 +832,37 @@ public:
     }
 
     void after_grace(const std::string& id) {
+        // The URL is needed once, now: streamed audio came, or it is fetched.
+        std::string url;
+        if (auto found = response_urls_.find(id); found != response_urls_.end()) {
+            url = std::move(found->second);
+            response_urls_.erase(found);
+        }
         auto it = responses_.find(id);
         if (it == responses_.end() || it->second != Reply::awaiting) {
             return;
         }
-        auto url = response_urls_.find(id);
-        if (url == response_urls_.end()) {
+        if (url.empty()) {
             set_reply(id, Reply::done);  // a text-only reply
             return;
         }
-        set_reply(id, Reply::fetching);
+
+        // Downloads wait in a bounded queue: a server cannot pile up work without end.
+        bool queued = false;
         {
             std::lock_guard lock(fetch_mutex_);
-            fetch_queue_.emplace_back(id, url->second);
+            if (fetch_queue_.size() < kMaxQueuedFetches) {
+                fetch_queue_.emplace_back(id, url);
+                queued = true;
+            }
         }
+        if (!queued) {
+            set_reply(id, Reply::done);
+            report_error(make_error_code(errc::audio_fetch_failed),
+                         log::redact_url(url) + ": too many audio_url replies waiting");
+            return;
+        }
+        set_reply(id, Reply::fetching);
         fetch_cv_.notify_one();
     }
 
@@ -862,7 +926,7 @@ public:
                       "an Opus frame of " + std::to_string(samples) + " samples; " +
                           std::to_string(frame) + " announced");
         } else if (!jitter_owner_->push(sequence, packet)) {
-            count_bad(bad_frames_, errc::bad_audio_frame, "jitter buffer full");
+            reply_dropped_.fetch_add(1, std::memory_order_relaxed);  // the queue is full
         }
     }
 
@@ -878,6 +942,11 @@ public:
                 auto hi = static_cast<std::uint8_t>(bytes[2 * i + 1]);
                 pcm[i] = static_cast<float>(static_cast<std::int16_t>(lo | (hi << 8))) / 32768.0f;
             }
+        }
+        // Whole frames or none, so that the playout thread stays aligned on frames.
+        if (pcm_down_.capacity() - pcm_down_.size() < frame) {
+            reply_dropped_.fetch_add(1, std::memory_order_relaxed);  // the ring is full
+            return;
         }
         (void)pcm_down_.try_push_bulk(audio::Span<const float>(pcm.data(), frame));
     }
@@ -990,6 +1059,16 @@ public:
 
     // ---- io thread: helpers ----
 
+    // A reply that was streaming when the link dropped may never get its response_audio_done:
+    // the server need not carry it on after a resume. It no longer counts as pending, so that
+    // wait_replies_done() ends; whatever of it still comes is played all the same.
+    void close_cut_replies() {
+        for (auto& [id, reply] : responses_) {
+            reply = reply == Reply::streaming ? Reply::done : reply;
+        }
+        recount_replies();
+    }
+
     void set_reply(const std::string& id, Reply state) {
         if (id.empty()) {
             return;
@@ -999,14 +1078,18 @@ public:
             return;  // a finished reply stays finished
         }
         responses_[id] = state;
+        while (responses_.size() > 64) {
+            responses_.erase(responses_.begin());
+        }
+        recount_replies();
+    }
+
+    void recount_replies() {
         int pending = 0;
         for (const auto& [key, value] : responses_) {
             pending += value != Reply::done ? 1 : 0;
         }
         pending_replies_.store(pending);
-        while (responses_.size() > 64) {
-            responses_.erase(responses_.begin());
-        }
     }
 
     void touch() { last_activity_ns_.store(to_ns(Clock::now())); }
@@ -1154,6 +1237,17 @@ void VoiceSession::Impl::run_source() {
         })) {
         }
     }
+
+    // A recorded customer waits for the greeting to play out, as one at the post does: until
+    // no reply is pending and the downlink has been quiet a moment, or greeting_wait passes.
+    if (options_.greeting_wait.count() > 0) {
+        wait_until(
+            [this] {
+                return stopping_.load() || state_.load() == VoiceState::ended ||
+                       replies_done(kGreetingQuiet);
+            },
+            options_.greeting_wait);
+    }
     std::optional<audio::OpusEncoder> encoder;
     if (options_.audio.encoding == AudioFormat::Encoding::opus) {
         audio::EncoderConfig config;
@@ -1296,6 +1390,7 @@ bool VoiceSession::Impl::next_frame(std::vector<float>& frame, audio::JitterBuff
             auto n = std::min(frame.size(), url_pcm_.size());
             std::copy_n(url_pcm_.begin(), n, frame.begin());
             url_pcm_.erase(url_pcm_.begin(), url_pcm_.begin() + static_cast<std::ptrdiff_t>(n));
+            fetch_cv_.notify_all();  // a fetched reply may be waiting for room
             return true;
         }
     }
@@ -1345,6 +1440,7 @@ void VoiceSession::Impl::play_barge_in(std::vector<float>& frame, audio::JitterB
         std::lock_guard lock(fetch_mutex_);
         url_pcm_.clear();
     }
+    fetch_cv_.notify_all();
     playing_.store(false);
 
     // Report it from the io thread.
@@ -1393,8 +1489,16 @@ void VoiceSession::Impl::run_fetches() {
         auto tls = options_.audio_url_tls.value_or(options_.connection.tls);
         auto ec = detail::fetch_audio(job.second, tls, options_.audio_url_timeout,
                                       down_rate_.load(), cancel_fetch_, pcm, detail);
+
+        // It queues for playout once what waits before it leaves room (bounded memory).
         if (!ec) {
-            std::lock_guard lock(fetch_mutex_);
+            const auto room = static_cast<std::size_t>(detail::kMaxReplySeconds) *
+                              static_cast<std::size_t>(down_rate_.load());
+            std::unique_lock lock(fetch_mutex_);
+            fetch_cv_.wait(lock, [&] {
+                return stopping_.load() || cancel_fetch_.load() || url_pcm_.empty() ||
+                       url_pcm_.size() + pcm.size() <= room;
+            });
             url_pcm_.insert(url_pcm_.end(), pcm.begin(), pcm.end());
             playing_.store(true);
         }
@@ -1441,6 +1545,7 @@ VoiceStats VoiceSession::Impl::stats() const {
     s.frames_played = get(frames_played_);
     s.concealed_frames = get(concealed_);
     s.discarded_after_barge_in = get(discarded_);
+    s.reply_frames_dropped = get(reply_dropped_);
     s.barge_ins = get(barge_ins_);
     s.replies = get(replies_);
     s.audio_urls_played = get(urls_played_);
@@ -1455,6 +1560,7 @@ VoiceStats VoiceSession::Impl::stats() const {
         auto js = jitter->stats();
         s.jitter_depth_frames = js.current_depth;
         s.bad_frames += js.corrupt;
+        s.reply_frames_dropped += js.depth_dropped + js.late_dropped;
     }
 
     // Percentiles of the send latency, nearest rank.
@@ -1502,6 +1608,14 @@ bool VoiceSession::rides_stream() const {
 
 VoiceSession::~VoiceSession() {
     impl_->shutdown();
+
+    // A hook or task already running on the io thread holds the Impl; if it let go last, the
+    // Impl and its Connection would be destroyed there, and a thread cannot join itself. Wait
+    // for the io thread to get past it, so that the Impl goes here, on the owner's thread.
+    auto passed = std::make_shared<std::promise<void>>();
+    auto future = passed->get_future();
+    impl_->link_->post([passed] { passed->set_value(); });
+    future.wait_for(std::chrono::seconds(3));
 }
 
 void VoiceSession::start() {

@@ -31,13 +31,14 @@ enum class errc {
     closed_by_application,  ///< the application called close(); not an error as such
 
     // Voice stream failures (protocol section 3).
-    bad_audio_frame = 200,   ///< a downlink audio frame that does not decode; concealed
-    unexpected_audio_format, ///< a downlink frame in another format than session_started said
-    audio_fetch_failed,      ///< an audio_url answered with an HTTP error or not at all
-    audio_fetch_tls,         ///< an audio_url's TLS handshake or certificate check failed
-    audio_not_decodable,     ///< an audio_url served bytes that are not audio
-    session_refused,         ///< the server answered start_session with an error
-    session_lost,            ///< the server ended the session, or it could not be resumed
+    bad_audio_frame = 200,    ///< a downlink audio frame that does not decode; concealed
+    unexpected_audio_format,  ///< a downlink frame in another format than session_started said
+    audio_fetch_failed,       ///< an audio_url answered with an HTTP error or not at all
+    audio_fetch_tls,          ///< an audio_url's TLS handshake or certificate check failed
+    audio_not_decodable,      ///< an audio_url served bytes that are not audio
+    session_refused,          ///< the server answered start_session with an error
+    session_lost,             ///< the server ended the session, or it could not be resumed
+    audio_too_large,          ///< an audio_url body, or the audio it decodes to, over the bound
 };
 
 /// The category of errc; its name is "olympus".

@@ -13,9 +13,11 @@ struct ReconnectPolicy {
     std::chrono::milliseconds base{1000};            ///< ceiling of the first delay
     std::chrono::milliseconds cap{30'000};           ///< no ceiling grows past this
     std::chrono::milliseconds stable_after{10'000};  ///< authenticated this long: reset attempts
-    bool full_jitter = true;         ///< delay uniform in [0, ceiling]; false: exactly the ceiling
-    std::uint32_t max_attempts = 0;  ///< consecutive failed attempts before giving up; 0: never
-    std::uint64_t seed = 0;          ///< jitter RNG seed; 0 seeds from std::random_device
+    bool full_jitter = true;  ///< delay uniform in [0, ceiling]; false: exactly the ceiling
+    /// Consecutive failed attempts (links that never authenticated) before giving up; 0: never.
+    /// An authenticated link resets the count at once, however soon it drops again.
+    std::uint32_t max_attempts = 0;
+    std::uint64_t seed = 0;  ///< jitter RNG seed; 0 seeds from std::random_device
 
     /// The upper bound of the delay before reconnect attempt `attempt` (0-based):
     /// min(cap, base × 2^attempt).

@@ -104,10 +104,13 @@ struct VoiceStats {
     std::uint64_t frames_played = 0;             ///< frames written to the sink
     std::uint64_t concealed_frames = 0;          ///< of those, filled in by PLC or FEC
     std::uint64_t discarded_after_barge_in = 0;  ///< frames of a stopped reply that still came
-    std::uint64_t barge_ins = 0;                 ///< barge_in messages sent
-    std::uint64_t replies = 0;                   ///< final_response messages received
-    std::uint64_t audio_urls_played = 0;         ///< audio_url replies fetched and played
-    std::uint64_t resumes = 0;                   ///< successful resumes (resumed: true)
+    /// Frames dropped unplayed because more came than the jitter buffer (or, for PCM, the
+    /// playout ring) holds, or came too late to play: a burst after a stall, a flooding server.
+    std::uint64_t reply_frames_dropped = 0;
+    std::uint64_t barge_ins = 0;          ///< barge_in messages sent
+    std::uint64_t replies = 0;            ///< final_response messages received
+    std::uint64_t audio_urls_played = 0;  ///< audio_url replies fetched and played
+    std::uint64_t resumes = 0;            ///< successful resumes (resumed: true)
     /// From a final_transcript to the first sample of its reply in the sink, ms (last reply);
     /// negative while no reply has played.
     double reply_first_audio_ms = -1;
@@ -140,6 +143,12 @@ struct VoiceSessionOptions {
     std::chrono::milliseconds audio_url_timeout{10'000};  ///< whole download
     /// TLS rules for audio_url downloads; unset: the same as the stream's.
     std::optional<TlsOptions> audio_url_tls;
+    /// How long the source may wait for the greeting to play out before its first frame: a
+    /// recorded customer waits for the agent to finish, as one at the post does. The greeting
+    /// is over when no reply is pending, nothing plays, and the downlink has been quiet for
+    /// 500 ms. 0 starts the source as soon as the session is active (a live microphone: the
+    /// customer may talk over the greeting, which barges in). Not applied after a resume.
+    std::chrono::milliseconds greeting_wait{0};
     /// Wait this long for session_ended after end_session.
     std::chrono::milliseconds end_timeout{2'000};
     int fade_ms = 5;  ///< barge-in fade, file sinks (device sinks use their own setting)

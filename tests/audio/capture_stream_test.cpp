@@ -52,17 +52,19 @@ std::vector<float> record_beeps(int codec_rate, double seconds, StreamStats& sta
     if (!stream) {
         return {};
     }
-    EXPECT_FALSE(stream.value()->start());
-
-    // Feed the capture port from the metronome too; the system capture it is also connected to
-    // is silent. Disconnecting it would change the graph under a running client, which stalled
-    // PortAudio's JACK client for good on a loaded machine (jackd2 1.9.21).
+    // The metronome joins the JACK graph before the stream starts, and its port is added next
+    // to the (silent) system capture rather than replacing it: on a loaded machine, a client
+    // joining or a connection removed while PortAudio's JACK client ran has stalled that client
+    // for good (jackd2 1.9.21). The one connection made while running is the one needed.
     test::JackTool metro(
         {"jack_metro", "-n", "olympus_metro", "-b", "600", "-f", "1000", "-A", "0.5", "-D", "30"});
+    EXPECT_TRUE(olympus::test::eventually(
+        [] { return !test::find_jack_port("olympus_metro:600_bpm").empty(); }));
+    EXPECT_FALSE(stream.value()->start());
     std::string in_port;
     EXPECT_TRUE(olympus::test::eventually([&] {
         in_port = test::find_jack_port(":in_0");
-        return !in_port.empty() && !test::find_jack_port("olympus_metro:600_bpm").empty();
+        return !in_port.empty();
     }));
     EXPECT_TRUE(test::jack_command("jack_connect olympus_metro:600_bpm " + in_port));
 
@@ -90,7 +92,10 @@ std::vector<float> record_beeps(int codec_rate, double seconds, StreamStats& sta
     return recorded;
 }
 
-void expect_beeps(const std::vector<float>& recorded, int rate) {
+// `xruns`: cycles JACK reported it could not run in time. The dummy driver drops or repeats a
+// period then, which shifts at most the two beep intervals around it; that is the device's
+// doing, not the stream's, so that many intervals may be off.
+void expect_beeps(const std::vector<float>& recorded, int rate, std::uint64_t xruns) {
     // Pitch: the 1 kHz component dominates its neighbours.
     const double at_1k = tone_level(recorded, 1000, rate);
     EXPECT_GT(at_1k, 0.02);
@@ -100,21 +105,29 @@ void expect_beeps(const std::vector<float>& recorded, int rate) {
     // Timing: a beep every 100 ms to the sample period (no lost or repeated blocks).
     const auto onsets = beep_onsets(recorded, rate);
     ASSERT_GE(onsets.size(), 8u);
+    std::uint64_t off = 0;
     for (std::size_t i = 1; i < onsets.size(); ++i) {
-        EXPECT_NEAR(static_cast<double>(onsets[i] - onsets[i - 1]), rate / 10.0, rate / 1000.0)
-            << "beep " << i;
+        const double interval = static_cast<double>(onsets[i] - onsets[i - 1]);
+        off += std::fabs(interval - rate / 10.0) > rate / 1000.0 ? 1 : 0;
     }
+    EXPECT_LE(off, 2 * xruns) << "beep intervals off by more than 1 ms; JACK xruns=" << xruns;
 }
 
 TEST(CaptureStream, RecordsKnownToneFromJack) {
     // jack_metro's 1 kHz beeps, ten a second, are captured at 48 kHz: right pitch, beeps
-    // exactly 100 ms apart, and samples arrive at the device's real-time rate.
+    // exactly 100 ms apart, and samples arrive no faster than the device's real-time rate.
     OLYMPUS_REQUIRE_JACK();
     StreamStats stats;
     double elapsed_s = 0;
     const auto recorded = record_beeps(48000, 1.2, stats, elapsed_s);
-    expect_beeps(recorded, 48000);
-    EXPECT_NEAR(static_cast<double>(recorded.size()) / elapsed_s, 48000, 48000 * 0.1);
+    expect_beeps(recorded, 48000, stats.device_xruns);
+    // Not faster than real time (a device that does not pace, like ALSA's file plugin, runs
+    // thousands of times faster). JACK's dummy driver falls behind when the machine is loaded
+    // (0.6 of real time seen with three builds running), so the floor only rules out a stall;
+    // lost or repeated blocks would show in the beep spacing above.
+    const double rate = static_cast<double>(recorded.size()) / elapsed_s;
+    EXPECT_LT(rate, 48000 * 1.1);
+    EXPECT_GT(rate, 48000 * 0.25);
     EXPECT_EQ(stats.device_rate, 48000);
     EXPECT_EQ(stats.ring_overflows, 0u);
     EXPECT_GE(stats.latency_ms, 0.0);
@@ -128,7 +141,7 @@ TEST(CaptureStream, ResamplesToCodecRate) {
     double elapsed_s = 0;
     const auto recorded = record_beeps(16000, 1.2, stats, elapsed_s);
     EXPECT_EQ(stats.device_rate, 48000);
-    expect_beeps(recorded, 16000);
+    expect_beeps(recorded, 16000, stats.device_xruns);
 }
 
 }  // namespace

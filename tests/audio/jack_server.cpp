@@ -35,9 +35,9 @@ std::string bounded(const std::string& command, int seconds = 10) {
 bool server_reachable(int wait_seconds) {
     // `jack_wait -c` exits 0 either way; `jack_lsp` fails when there is no server.
     const std::string command =
-        wait_seconds > 0 ? bounded("jack_wait -w -t " + std::to_string(wait_seconds),
-                                   wait_seconds + 5)
-                         : bounded("jack_lsp");
+        wait_seconds > 0
+            ? bounded("jack_wait -w -t " + std::to_string(wait_seconds), wait_seconds + 5)
+            : bounded("jack_lsp");
     return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
 }
 
@@ -116,7 +116,7 @@ void keep_portaudio_loaded() {
 #endif
 }
 
-std::string ensure_jack_server() {
+std::string ensure_jack_server(bool portaudio_here) {
     static std::string problem = [] {
         // No session D-Bus device reservation on a headless machine.
         setenv("JACK_NO_AUDIO_RESERVATION", "1", 1);
@@ -154,7 +154,7 @@ std::string ensure_jack_server() {
         }
         return std::string();
     }();
-    if (problem.empty()) {
+    if (problem.empty() && portaudio_here) {
         keep_portaudio_loaded();
     }
     return problem;

@@ -145,6 +145,30 @@ TEST_P(ClientEmulator, ReconnectsWithBackoffAndResubscribes) {
     EXPECT_EQ(client.stats().subscriptions, 1u);
 }
 
+// A link that keeps dropping after each successful connect is not a run of failed attempts: with
+// max_attempts 2 the client rides out four drops, and gives up only after two refused attempts.
+TEST_P(ClientEmulator, GivesUpOnlyAfterConsecutiveFailedAttempts) {
+    Emulator emu(emulator_options(tls()));
+    emu.start();
+    auto options = options_for(emu, emu.mint_token());
+    options.connection.reconnect.max_attempts = 2;
+    Client client(options);
+    client.start();
+    ASSERT_TRUE(wait_connected(client));
+    for (std::uint64_t drop = 1; drop <= 4; ++drop) {
+        emu.drop_all_connections(DropMode::abort);
+        ASSERT_TRUE(eventually([&] { return client.stats().connects == drop + 1; }))
+            << "the client gave up after " << drop << " drops: " << client.terminal_reason();
+        ASSERT_TRUE(wait_connected(client));
+    }
+
+    emu.refuse_next_connections(100);
+    emu.drop_all_connections(DropMode::abort);
+    ASSERT_TRUE(eventually([&] { return client.state() == ConnectionState::disconnected; }));
+    EXPECT_EQ(client.terminal_reason(), make_error_code(errc::retries_exhausted));
+    EXPECT_EQ(emu.stats().connections_refused, 2u);
+}
+
 // Requests made while disconnected wait, then go out in order after auth and re-subscription.
 TEST_P(ClientEmulator, FlushesQueuedRequestsInOrder) {
     Emulator emu(emulator_options(tls()));

@@ -368,12 +368,28 @@ TEST_P(GatewayTest, ReplaysRecentEventsToNewSubscription) {
     options.replay_recent_events = 3;
     start(options);
     auto first = authed();
-    subscribe(*first, "orders", {{"location_id", "loc-1"}});
+    auto subscribed = subscribe(*first, "orders", {{"location_id", "loc-1"}});
     std::vector<std::string> seen;
     for (int i = 0; i < 5; ++i) {
         auto event = first->next_of_type("event");
         ASSERT_TRUE(event);
         seen.push_back((*event)["id"]);
+    }
+    // Unsubscribe, and keep every event that came before the answer: after it the server
+    // sends none, so `seen` is all the server sent (a close alone leaves events in flight
+    // that the closing side drops unread).
+    first->send_json({{"type", "unsubscribe"},
+                      {"id", "r-stop"},
+                      {"subscription_id", subscribed["subscription_id"]}});
+    for (;;) {
+        auto frame = first->next(5s);
+        ASSERT_TRUE(frame) << "no answer to unsubscribe";
+        auto message = frame->json();
+        if (message.value("type", "") == "event") {
+            seen.push_back(message["id"]);
+        } else if (message.value("type", "") == "response" && message.value("id", "") == "r-stop") {
+            break;
+        }
     }
     first->close();
     ASSERT_TRUE(first->wait_closed());

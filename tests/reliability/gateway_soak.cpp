@@ -8,23 +8,16 @@
 //
 // With --assert it exits 1 unless memory and descriptors stay flat and nothing was lost or
 // duplicated. Main thread plus a reader thread for the child's stdout and the proxy's and
-// emulator's io threads.
-//
-// TODO: add the voice replay soak (the `olympus-voice` voice command streaming a recorded
-// order through the same faults, counting audio frames lost against the resume buffer) once
-// the voice session client is merged; today only the gateway is soaked.
+// emulator's io threads. voice_soak.cpp does the same for `olympus-voice replay`.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <dirent.h>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
 #include <set>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <string>
 #include <sys/wait.h>
 #include <thread>
@@ -35,6 +28,7 @@
 
 #include "olympus/emulator/emulator.hpp"
 
+#include "soak_support.hpp"
 #include "support/fault_proxy.hpp"
 #include "support/test_env.hpp"
 #include "support/wire_events.hpp"
@@ -44,70 +38,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using olympus::test::Direction;
-
-struct Sample {
-    double t_s;
-    long rss_kib;
-    long fds;
-    std::uint64_t connections;
-    std::size_t printed;
-};
-
-long rss_kib_of(pid_t pid) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    std::string key;
-    while (status >> key) {
-        if (key == "VmRSS:") {
-            long value = 0;
-            status >> value;
-            return value;
-        }
-        status.ignore(1 << 12, '\n');
-    }
-    return -1;
-}
-
-long fds_of(pid_t pid) {
-    long n = -2;  // "." and ".."
-    if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
-        while (readdir(d) != nullptr) {
-            ++n;
-        }
-        closedir(d);
-    }
-    return n;
-}
-
-// The child: `olympus-voice subscribe orders` with its stdout on a pipe.
-struct Child {
-    pid_t pid = -1;
-    int out = -1;
-};
-
-Child spawn(const std::string& cli, const std::string& url, const std::string& token,
-            const std::string& log_path) {
-    int pipefd[2];
-    if (pipe(pipefd) != 0) {
-        return {};
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        // The CLI must not outlive a soak that crashed or was killed.
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(pipefd[1], STDOUT_FILENO);
-        FILE* log = std::fopen(log_path.c_str(), "w");
-        if (log != nullptr) {
-            dup2(fileno(log), STDERR_FILENO);
-        }
-        close(pipefd[0]);
-        close(pipefd[1]);
-        execl(cli.c_str(), cli.c_str(), "subscribe", "orders", "--param", "location_id=loc-soak",
-              "--url", url.c_str(), "--token", token.c_str(), static_cast<char*>(nullptr));
-        _exit(127);
-    }
-    close(pipefd[1]);
-    return {pid, pipefd[0]};
-}
+using namespace olympus::soak;
 
 // Reads the child's JSON lines and counts each event id.
 class Printed {
@@ -151,26 +82,6 @@ private:
     std::size_t lines_ = 0;
 };
 
-double median(std::vector<long> values) {
-    if (values.empty()) {
-        return 0;
-    }
-    std::sort(values.begin(), values.end());
-    return static_cast<double>(values[values.size() / 2]);
-}
-
-// Values of `field` for samples with t in [from, to).
-std::vector<long> window(const std::vector<Sample>& samples, double from, double to,
-                         long Sample::*field) {
-    std::vector<long> out;
-    for (const auto& s : samples) {
-        if (s.t_s >= from && s.t_s < to) {
-            out.push_back(s.*field);
-        }
-    }
-    return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -209,7 +120,10 @@ int main(int argc, char** argv) {
                   [&wire](std::uint64_t c, std::string_view bytes) { wire.feed(c, bytes); });
 
     auto log_path = "/tmp/olympus-soak-" + std::to_string(getpid()) + ".log";
-    auto child = spawn(cli, proxy.ws_url("/v1"), emu.mint_token("user-soak", 24h), log_path);
+    auto token = emu.mint_token("user-soak", 24h);
+    auto child = spawn({cli, "subscribe", "orders", "--param", "location_id=loc-soak", "--url",
+                        proxy.ws_url("/v1"), "--token", token},
+                       log_path);
     if (child.pid <= 0) {
         std::fprintf(stderr, "gateway_soak: cannot start %s\n", cli.c_str());
         return 2;
@@ -232,12 +146,12 @@ int main(int argc, char** argv) {
     while (elapsed() < seconds) {
         auto now = Clock::now();
         if (now >= next_sample) {
-            Sample s{elapsed(), rss_kib_of(child.pid), fds_of(child.pid), proxy.stats().accepted,
-                     printed.lines()};
+            Sample s{elapsed(), rss_kib_of(child.pid), fds_of(child.pid)};
             samples.push_back(s);
             if (samples.size() % 10 == 1) {
                 std::printf("%8.1f %10ld %6ld %12llu %10zu\n", s.t_s, s.rss_kib, s.fds,
-                            static_cast<unsigned long long>(s.connections), s.printed);
+                            static_cast<unsigned long long>(proxy.stats().accepted),
+                            printed.lines());
                 std::fflush(stdout);
             }
             next_sample += 1s;
@@ -326,13 +240,7 @@ int main(int argc, char** argv) {
     }
 
     // Trends: medians of the windows after warm-up (20-40 %) and at the end (80-100 %).
-    auto rss_early = median(window(samples, seconds * 0.2, seconds * 0.4, &Sample::rss_kib));
-    auto rss_late = median(window(samples, seconds * 0.8, seconds * 1.01, &Sample::rss_kib));
-    auto fds_early = window(samples, seconds * 0.2, seconds * 0.4, &Sample::fds);
-    auto fds_late = window(samples, seconds * 0.8, seconds * 1.01, &Sample::fds);
-    long fds_early_max =
-        fds_early.empty() ? 0 : *std::max_element(fds_early.begin(), fds_early.end());
-    long fds_late_max = fds_late.empty() ? 0 : *std::max_element(fds_late.begin(), fds_late.end());
+    auto t = trend(samples, seconds);
     auto reconnects = proxy.stats().accepted - 1;
 
     std::printf("\nsoak: seconds=%.0f seed=%llu faults:", seconds,
@@ -346,8 +254,8 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(reconnects), on_wire.size(), unique.size(), printed.lines(),
         printed_unique, lost, duplicated);
     std::printf("soak: rss_kib early_median=%.0f late_median=%.0f final=%ld growth=%.0f\n",
-                rss_early, rss_late, final_rss, rss_late - rss_early);
-    std::printf("soak: fds early_max=%ld late_max=%ld final=%ld\n", fds_early_max, fds_late_max,
+                t.rss_early, t.rss_late, final_rss, t.rss_late - t.rss_early);
+    std::printf("soak: fds early_max=%ld late_max=%ld final=%ld\n", t.fds_early, t.fds_late,
                 final_fds);
     std::printf("soak: cli log in %s\n", log_path.c_str());
 
@@ -368,10 +276,10 @@ int main(int argc, char** argv) {
     if (static_cast<double>(reconnects) < seconds / 30) {
         fail("fewer than one reconnect per 30 s: the faults did not act");
     }
-    if (rss_late - rss_early > 2048) {
+    if (t.rss_late - t.rss_early > 2048) {
         fail("RSS grew by more than 2 MiB between warm-up and the end");
     }
-    if (fds_late_max > fds_early_max + 1) {
+    if (t.fds_late > t.fds_early + 1) {
         fail("open descriptors grew");
     }
     std::printf("soak: %s\n", ok ? "PASS" : "FAIL");

@@ -1,9 +1,11 @@
-// Security checks of the gateway client and the emulator: TLS peers the client must refuse
-// (expired, wrong name, self-signed without a CA, TLS 1.0/1.1 only) with a readable reason and
-// without sending its token; tokens kept out of every log line at trace level; a hostile server
-// that cannot make the client allocate without bound; and the emulator's JWT check audited on
-// the wire. Loopback only. Test thread plus the io threads of the client, the emulator and the
-// small servers below.
+// Security checks of the gateway client, the voice session and the emulator: TLS peers the
+// client must refuse (expired, wrong name, self-signed without a CA, TLS 1.0/1.1 only) with a
+// readable reason and without sending its token; tokens kept out of every log line at trace
+// level; a hostile server that cannot make the gateway client or the voice session allocate
+// without bound (oversize frames, floods of reply audio, audio_url bodies too large or decoding
+// to hours); the emulator's resume refused to another user; and the emulator's JWT check
+// audited on the wire. Loopback only. Test thread plus the io threads of the client, the emulator
+// and the small servers below.
 #include <arpa/inet.h>
 #include <atomic>
 #include <cstdio>
@@ -12,6 +14,7 @@
 #include <functional>
 #include <mutex>
 #include <netinet/in.h>
+#include <optional>
 #include <string>
 #include <sys/socket.h>
 #include <thread>
@@ -32,8 +35,10 @@
 #include "olympus/emulator/emulator.hpp"
 #include "olympus/emulator/jwt.hpp"
 #include "olympus/log.hpp"
+#include "olympus/voice_session.hpp"
 
 #include "support/test_env.hpp"
+#include "support/ws_test_client.hpp"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define OLYMPUS_SANITIZED 1
@@ -238,6 +243,20 @@ TEST_F(TlsRefusal, SelfSignedWithoutCa) {
     expect_refused(emu.gateway_url(), "", "self-signed certificate", &emu);
 }
 
+// A listening TCP socket on 127.0.0.1 with an ephemeral port, for the small servers below.
+int listen_on_loopback(std::uint16_t& port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(fd, 8);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+    return fd;
+}
+
 // A TLS server restricted to TLS 1.0 and 1.1 (security level 0 so that OpenSSL 3 allows it).
 // It records whether any handshake completed.
 class OldTlsServer {
@@ -259,15 +278,7 @@ public:
         BIO_free(cbio);
         BIO_free(kbio);
 
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-        ::listen(fd_, 8);
-        socklen_t len = sizeof addr;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
+        fd_ = listen_on_loopback(port_);
         thread_ = std::thread([this] { serve(); });
     }
     ~OldTlsServer() {
@@ -449,6 +460,17 @@ std::string base64(const unsigned char* data, std::size_t n) {
     return out;
 }
 
+std::string base64url(const std::string& data) {
+    auto text = base64(reinterpret_cast<const unsigned char*>(data.data()), data.size());
+    for (auto& c : text) {
+        c = c == '+' ? '-' : c == '/' ? '_' : c;
+    }
+    while (!text.empty() && text.back() == '=') {
+        text.pop_back();
+    }
+    return text;
+}
+
 // An unmasked server frame header for `length` payload bytes.
 std::string frame_header(int opcode, std::uint64_t length) {
     std::string h;
@@ -468,22 +490,17 @@ std::string frame_header(int opcode, std::uint64_t length) {
     return h;
 }
 
-// A WebSocket server written by hand, so it can break the rules: it accepts one client,
-// answers its auth with auth_success, then runs `attack` on the raw socket.
+// A WebSocket server written by hand, so it can break the rules: it accepts one client, sends
+// `opening` (auth_success for the gateway, session_started for the voice stream) without
+// waiting for the client's first frame, then runs `attack` on the raw socket.
 class HostileServer {
 public:
     using Attack = std::function<void(int fd)>;
 
-    explicit HostileServer(Attack attack) : attack_(std::move(attack)) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-        ::listen(fd_, 8);
-        socklen_t len = sizeof addr;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
+    explicit HostileServer(Attack attack,
+                           nlohmann::json opening = {{"type", "auth_success"}, {"user_id", "u"}})
+        : attack_(std::move(attack)), opening_(opening.dump()) {
+        fd_ = listen_on_loopback(port_);
         thread_ = std::thread([this] { serve(); });
     }
     ~HostileServer() {
@@ -492,7 +509,9 @@ public:
         ::close(fd_);
         thread_.join();
     }
-    std::string url() const { return "ws://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+    std::string url(const std::string& path = "/v1") const {
+        return "ws://127.0.0.1:" + std::to_string(port_) + path;
+    }
     bool attack_done() const { return done_.load(); }
     bool stopping() const { return stop_.load(); }
 
@@ -506,8 +525,7 @@ private:
         ::setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         ::setsockopt(peer, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         if (handshake(peer)) {
-            auto ok = nlohmann::json{{"type", "auth_success"}, {"user_id", "u"}}.dump();
-            auto frame = frame_header(1, ok.size()) + ok;
+            auto frame = frame_header(1, opening_.size()) + opening_;
             ::send(peer, frame.data(), frame.size(), MSG_NOSIGNAL);
             attack_(peer);
         }
@@ -543,6 +561,7 @@ private:
     }
 
     Attack attack_;
+    std::string opening_;
     int fd_ = -1;
     std::uint16_t port_ = 0;
     std::thread thread_;
@@ -597,35 +616,48 @@ TEST(BoundedAllocation, HugeAnnouncedFrameClosesLink) {
 #endif
 }
 
-// 2 s of back-to-back 200 KB binary frames (above the 64 KB limit, below the hard limit): each
-// is dropped and counted, the link stays up, and memory stays flat.
-TEST(BoundedAllocation, EndlessOversizeFramesAreDroppedAndCounted) {
+// 2 s of back-to-back 200 KB binary frames (above the 64 KB limit, below the hard limit), sent
+// once `go` is set. The link then stays open until `release`: closing with the client's pongs
+// unread would reset it and discard frames still in flight.
+struct OversizeFlood {
     std::atomic<std::uint64_t> frames{0};
-    std::atomic<bool> connected{false}, release{false};
-    HostileServer server([&](int fd) {
-        std::string frame = frame_header(2, 200'000) + std::string(200'000, 'x');
-        if (!eventually([&] { return connected.load(); })) {
-            return;
-        }
-        auto deadline = std::chrono::steady_clock::now() + 2s;
-        while (std::chrono::steady_clock::now() < deadline && send_all(fd, frame)) {
-            ++frames;
-        }
-        // Stay open until the client has read everything: closing with its pongs unread
-        // would reset the connection and discard frames still in flight.
-        eventually([&] { return release.load(); }, 30s);
-    });
+    std::atomic<bool> go{false}, sent{false}, release{false};
+
+    HostileServer::Attack attack() {
+        return [this](int fd) {
+            std::string frame = frame_header(2, 200'000) + std::string(200'000, 'x');
+            if (!eventually([&] { return go.load(); })) {
+                return;
+            }
+            auto deadline = std::chrono::steady_clock::now() + 2s;
+            while (std::chrono::steady_clock::now() < deadline && send_all(fd, frame)) {
+                ++frames;
+            }
+            sent = true;
+            eventually([&] { return release.load(); }, 30s);
+        };
+    }
+    // True once every frame sent was counted by `dropped`.
+    bool all_dropped(std::uint64_t dropped) const {
+        return sent.load() && frames.load() > 0 && dropped == frames.load();
+    }
+};
+
+// The flood at the gateway client: each frame dropped and counted, the link stays up, and
+// memory stays flat.
+TEST(BoundedAllocation, EndlessOversizeFramesAreDroppedAndCounted) {
+    OversizeFlood flood;
+    HostileServer server(flood.attack());
     Client client(hostile_options(server.url()));
     client.start();
     ASSERT_TRUE(eventually([&] { return client.state() == ConnectionState::connected; }));
     auto rss_before = rss_kib();
-    connected = true;
-    ASSERT_TRUE(eventually(
-        [&] { return frames.load() > 0 && client.stats().dropped_frames == frames.load(); }, 15s))
-        << "sent " << frames.load() << " dropped " << client.stats().dropped_frames;
-    EXPECT_GT(frames.load(), 20u);
+    flood.go = true;
+    ASSERT_TRUE(eventually([&] { return flood.all_dropped(client.stats().dropped_frames); }, 15s))
+        << "sent " << flood.frames.load() << " dropped " << client.stats().dropped_frames;
+    EXPECT_GT(flood.frames.load(), 20u);
     EXPECT_EQ(client.state(), ConnectionState::connected);
-    release = true;
+    flood.release = true;
 #ifndef OLYMPUS_SANITIZED
     EXPECT_LT(rss_kib() - rss_before, 16 * 1024) << "RSS grew by more than 16 MiB";
 #else
@@ -664,22 +696,385 @@ TEST(BoundedAllocation, EndlessBinaryOnGatewayIsCounted) {
 #else
     (void)rss_before;
 #endif
-    // TODO: the voice session rows (endless binary audio into the jitter buffer, a huge
-    // audio_url body) belong here once the voice session client is merged.
+}
+
+// ---- the same for the voice session ----
+
+// What a hand-written voice server opens with: the session, 48 kHz Opus replies.
+nlohmann::json hostile_session_started() {
+    return {{"type", "session_started"},
+            {"id", "start-1"},
+            {"session_id", "voice-sess-hostile"},
+            {"audio",
+             {{"encoding", "opus"}, {"sample_rate", 48000}, {"channels", 1}, {"frame_ms", 20}}},
+            {"resumed", false}};
+}
+
+VoiceSessionOptions hostile_voice_options(const std::string& url) {
+    VoiceSessionOptions options;
+    options.connection.url = url;
+    options.connection.token_provider = std::make_shared<FixedTokenProvider>("t.o.k");
+    options.connection.reconnect.max_attempts = 1;  // one link is the whole experiment
+    options.start_timeout = 3s;
+    return options;
+}
+
+// Collects the session's error events, from the io thread.
+class VoiceErrors {
+public:
+    VoiceSession::EventHandler handler() {
+        return [this](const VoiceEvent& e) {
+            if (e.kind == VoiceEvent::Kind::error) {
+                std::lock_guard lock(mutex_);
+                errors_.emplace_back(e.error, e.text);
+            }
+        };
+    }
+    std::optional<std::string> first(errc code) {
+        std::lock_guard lock(mutex_);
+        for (const auto& [ec, text] : errors_) {
+            if (ec == code) {
+                return text;
+            }
+        }
+        return std::nullopt;
+    }
+
+private:
+    std::mutex mutex_;
+    std::vector<std::pair<std::error_code, std::string>> errors_;
+};
+
+// The same flood on the voice stream: each frame dropped and counted by the transport before it
+// reaches the jitter buffer, the session stays active, memory stays flat.
+TEST(BoundedAllocation, VoiceOversizeFramesAreDroppedAndCounted) {
+    OversizeFlood flood;
+    HostileServer server(flood.attack(), hostile_session_started());
+    VoiceSession session(hostile_voice_options(server.url("/stream")), nullptr, nullptr, nullptr);
+    session.start();
+    ASSERT_TRUE(session.wait_for(VoiceState::active, 5s));
+    auto rss_before = rss_kib();
+    flood.go = true;
+    ASSERT_TRUE(eventually(
+        [&] { return flood.all_dropped(session.connection().stats().dropped_frames); }, 15s))
+        << "sent " << flood.frames.load() << " dropped "
+        << session.connection().stats().dropped_frames;
+    EXPECT_GT(flood.frames.load(), 20u);
+    EXPECT_EQ(session.state(), VoiceState::active);
+    EXPECT_EQ(session.stats().reply_frames_received, 0u) << "an oversize frame reached the session";
+    flood.release = true;
+#ifndef OLYMPUS_SANITIZED
+    EXPECT_LT(rss_kib() - rss_before, 16 * 1024) << "RSS grew by more than 16 MiB";
+#else
+    (void)rss_before;
+#endif
+}
+
+// A voice frame that announces 1 TiB: the link is closed at the header, not buffered.
+TEST(BoundedAllocation, VoiceHugeAnnouncedFrameClosesLink) {
+    std::atomic<std::uint64_t> pushed{0};
+    std::atomic<bool> active{false};
+    HostileServer server(
+        [&](int fd) {
+            if (!eventually([&] { return active.load(); }) ||
+                !send_all(fd, frame_header(2, 1ull << 40))) {
+                return;
+            }
+            std::string zeros(64 * 1024, '\0');
+            auto deadline = std::chrono::steady_clock::now() + 5s;
+            while (std::chrono::steady_clock::now() < deadline && send_all(fd, zeros)) {
+                pushed += zeros.size();
+            }
+        },
+        hostile_session_started());
+    auto rss_before = rss_kib();
+    VoiceSession session(hostile_voice_options(server.url("/stream")), nullptr, nullptr, nullptr);
+    session.start();
+    ASSERT_TRUE(session.wait_for(VoiceState::active, 5s));
+    active = true;
+    ASSERT_TRUE(eventually([&] { return server.attack_done(); }, 10s));
+    EXPECT_GE(session.connection().stats().dropped_frames, 1u) << "the frame was not refused";
+    EXPECT_LT(pushed.load(), 64ull << 20) << "the session kept reading an endless frame";
+    EXPECT_TRUE(eventually([&] { return session.stats().link_drops == 1; }));
+#ifndef OLYMPUS_SANITIZED
+    EXPECT_LT(rss_kib() - rss_before, 32 * 1024) << "RSS grew by more than 32 MiB";
+#else
+    (void)rss_before;
+#endif
+}
+
+// The emulator floods reply audio for 2 s, hundreds of times faster than real time: the jitter
+// buffer holds what it can, every other frame is dropped and counted, each frame is accounted
+// for exactly once, memory stays flat, and the session plays on when the flood stops.
+TEST(BoundedAllocation, ReplyAudioFloodIsDroppedAndCounted) {
+    EmulatorOptions options;
+    options.greeting_duration = 3s;
+    Emulator emu(options);
+    emu.start();
+    emu.set_voice_fault(emulator::VoiceFault::flood_reply_frames);
+    VoiceSessionOptions voice;
+    voice.connection.url = emu.voice_url();
+    voice.connection.token_provider = std::make_shared<FixedTokenProvider>(emu.mint_token());
+    VoiceSession session(voice, nullptr, nullptr, nullptr);
+    session.start();
+    ASSERT_TRUE(session.wait_for(VoiceState::active, 5s));
+    ASSERT_TRUE(eventually([&] { return session.stats().reply_frames_received > 1000; }));
+    auto rss_before = rss_kib();
+    eventually([] { return false; }, 2s);
+    auto rss_flooded = rss_kib();
+
+    // The flood stops; the greeting ends at its own pace and every frame sent is in.
+    emu.set_voice_fault(emulator::VoiceFault::none);
+    ASSERT_TRUE(session.wait_replies_done(500ms, 20s));
+    auto sent = emu.voice_sessions().front().reply_frames_sent;
+    ASSERT_TRUE(eventually([&] { return session.stats().reply_frames_received == sent; }, 10s))
+        << "sent " << sent << " received " << session.stats().reply_frames_received;
+    auto stats = session.stats();
+    std::printf("[ flood    ] reply frames sent=%llu dropped=%llu played=%llu concealed=%llu\n",
+                static_cast<unsigned long long>(sent),
+                static_cast<unsigned long long>(stats.reply_frames_dropped),
+                static_cast<unsigned long long>(stats.frames_played),
+                static_cast<unsigned long long>(stats.concealed_frames));
+    EXPECT_GT(sent, 20'000u) << "the flood was not a flood";
+    EXPECT_GT(stats.reply_frames_dropped, sent / 2);
+    EXPECT_EQ(stats.reply_frames_received, stats.reply_frames_dropped +
+                                               (stats.frames_played - stats.concealed_frames) +
+                                               stats.bad_frames)
+        << "a reply frame was neither played nor counted as dropped";
+    EXPECT_EQ(session.state(), VoiceState::active);
+#ifndef OLYMPUS_SANITIZED
+    EXPECT_LT(rss_flooded - rss_before, 8 * 1024) << "RSS grew by more than 8 MiB under the flood";
+#else
+    (void)rss_before;
+    (void)rss_flooded;
+#endif
+}
+
+// Numbers no clock or integer can hold, from the server (a reply's duration_ms) and in the
+// token (its exp): read as absent, not converted (found by running voice_inbound_fuzz on such a
+// frame; under UBSan the conversion aborted).
+TEST(HostileInput, OutOfRangeNumbersAreReadAsAbsent) {
+    std::atomic<bool> release{false};
+    HostileServer server(
+        [&](int fd) {
+            auto done = nlohmann::json{
+                {"type", "response_audio_done"},
+                {"response_id", "r1"},
+                {"duration_ms",
+                 1e300}}.dump();
+            send_all(fd, frame_header(1, done.size()) + done);
+            eventually([&] { return release.load(); }, 30s);
+        },
+        hostile_session_started());
+    std::mutex mutex;
+    std::vector<VoiceEvent> done;
+    auto options = hostile_voice_options(server.url("/stream"));
+    auto claims = base64url(R"({"sub":"u","exp":1e300})");
+    options.connection.token_provider =
+        std::make_shared<FixedTokenProvider>(base64url(R"({"alg":"RS256"})") + "." + claims + ".c");
+    VoiceSession session(options, nullptr, nullptr, [&](const VoiceEvent& e) {
+        if (e.kind == VoiceEvent::Kind::response_audio_done) {
+            std::lock_guard lock(mutex);
+            done.push_back(e);
+        }
+    });
+    session.start();
+    ASSERT_TRUE(eventually([&] {
+        std::lock_guard lock(mutex);
+        return !done.empty();
+    }));
+    EXPECT_EQ(done.front().played_ms, 0);
+    EXPECT_EQ(session.state(), VoiceState::active);
+    release = true;
+}
+
+// An HTTP server written by hand for audio_url tests: answers every request with 200 and the
+// body `respond` writes on the raw socket, then closes. One connection at a time.
+class AudioUrlServer {
+public:
+    using Respond = std::function<void(int fd)>;
+
+    explicit AudioUrlServer(Respond respond) : respond_(std::move(respond)) {
+        fd_ = listen_on_loopback(port_);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~AudioUrlServer() {
+        ::shutdown(fd_, SHUT_RDWR);
+        ::close(fd_);
+        thread_.join();
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/reply.wav"; }
+
+private:
+    void serve() {
+        while (true) {
+            int peer = ::accept(fd_, nullptr, nullptr);
+            if (peer < 0) {
+                return;
+            }
+            timeval tv{5, 0};
+            ::setsockopt(peer, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+            std::string request;
+            char buffer[4096];
+            while (request.find("\r\n\r\n") == std::string::npos) {
+                auto n = ::recv(peer, buffer, sizeof buffer, 0);
+                if (n <= 0) {
+                    break;
+                }
+                request.append(buffer, static_cast<std::size_t>(n));
+            }
+            respond_(peer);
+            ::close(peer);
+        }
+    }
+
+    Respond respond_;
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+    std::thread thread_;
+};
+
+// A WAV header for 8-bit mono at 8 kHz announcing `data_bytes` of samples.
+std::string wav_u8_header(std::uint32_t data_bytes) {
+    auto le32 = [](std::uint32_t v) {
+        return std::string{static_cast<char>(v), static_cast<char>(v >> 8),
+                           static_cast<char>(v >> 16), static_cast<char>(v >> 24)};
+    };
+    std::string h = "RIFF" + le32(36 + data_bytes) + "WAVEfmt " + le32(16);
+    h += std::string("\x01\x00\x01\x00", 4) + le32(8000) + le32(8000);
+    h += std::string("\x01\x00\x08\x00", 4) + "data" + le32(data_bytes);
+    return h;
+}
+
+// A voice server whose one reply is an audio_url; the session fetches it after the grace.
+void expect_audio_url_refused(const std::string& url, std::size_t rss_limit_kib,
+                              const std::function<std::uint64_t()>& pushed) {
+    std::atomic<bool> release{false};
+    HostileServer server(
+        [&](int fd) {
+            auto reply = nlohmann::json{
+                {"type", "final_response"},
+                {"response_id", "r1"},
+                {"text", "Here is your order."},
+                {"audio_url",
+                 url}}.dump();
+            send_all(fd, frame_header(1, reply.size()) + reply);
+            eventually([&] { return release.load(); }, 30s);
+        },
+        hostile_session_started());
+    VoiceErrors errors;
+    auto rss_before = rss_kib();
+    VoiceSession session(hostile_voice_options(server.url("/stream")), nullptr, nullptr,
+                         errors.handler());
+    session.start();
+    ASSERT_TRUE(eventually([&] { return errors.first(errc::audio_too_large).has_value(); }, 20s))
+        << "no audio_too_large error";
+    std::printf("[ refused  ] %s (server pushed %llu bytes)\n",
+                errors.first(errc::audio_too_large)->c_str(),
+                static_cast<unsigned long long>(pushed()));
+    EXPECT_EQ(session.stats().audio_urls_played, 0u);
+    EXPECT_EQ(session.state(), VoiceState::active) << "the session must carry on";
+    EXPECT_TRUE(session.wait_replies_done(200ms, 5s)) << "the refused reply is still pending";
+    release = true;
+#ifndef OLYMPUS_SANITIZED
+    EXPECT_LT(rss_kib() - rss_before, static_cast<long>(rss_limit_kib));
+#else
+    (void)rss_before;
+    (void)rss_limit_kib;
+#endif
+}
+
+// An audio_url whose body never ends: the download stops at the bound with audio_too_large.
+TEST(BoundedAllocation, EndlessAudioUrlBodyStopsAtTheBound) {
+    std::atomic<std::uint64_t> pushed{0};
+    AudioUrlServer http([&](int fd) {
+        std::string head =
+            "HTTP/1.1 200 OK\r\nContent-Type: audio/wav\r\nConnection: close\r\n\r\n";
+        if (!send_all(fd, head + wav_u8_header(0xffffff00u))) {
+            return;
+        }
+        std::string silence(64 * 1024, '\x80');
+        auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (std::chrono::steady_clock::now() < deadline && send_all(fd, silence)) {
+            pushed += silence.size();
+        }
+    });
+    expect_audio_url_refused(http.url(), 48 * 1024, [&] { return pushed.load(); });
+    EXPECT_LT(pushed.load(), 24ull << 20) << "the client read far past the bound";
+}
+
+// An audio_url that announces a body of 4 GB: refused before the body is read.
+TEST(BoundedAllocation, AnnouncedHugeAudioUrlBodyIsRefusedAtOnce) {
+    std::atomic<std::uint64_t> pushed{0};
+    AudioUrlServer http([&](int fd) {
+        std::string head =
+            "HTTP/1.1 200 OK\r\nContent-Type: audio/wav\r\nContent-Length: 4294967296\r\n\r\n";
+        if (!send_all(fd, head + wav_u8_header(0xffffff00u))) {
+            return;
+        }
+        std::string silence(64 * 1024, '\x80');
+        auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (std::chrono::steady_clock::now() < deadline && send_all(fd, silence)) {
+            pushed += silence.size();
+        }
+    });
+    expect_audio_url_refused(http.url(), 16 * 1024, [&] { return pushed.load(); });
+    EXPECT_LT(pushed.load(), 8ull << 20) << "the body was read although its length was refused";
+}
+
+// A 12 MB audio_url (inside the body bound) that decodes to 25 minutes of audio: decoding stops
+// at the bound on reply length with audio_too_large, instead of expanding it to 1.2 GB of PCM.
+TEST(BoundedAllocation, AudioUrlThatDecodesToHoursStopsAtTheBound) {
+    constexpr std::uint32_t kSamples = 12'000'000;
+    AudioUrlServer http([&](int fd) {
+        std::string head = "HTTP/1.1 200 OK\r\nContent-Type: audio/wav\r\nContent-Length: " +
+                           std::to_string(44 + kSamples) + "\r\n\r\n";
+        send_all(fd, head + wav_u8_header(kSamples) + std::string(kSamples, '\x80'));
+    });
+    expect_audio_url_refused(http.url(), 96 * 1024, [] { return std::uint64_t{44 + kSamples}; });
+}
+
+// ---- the emulator's voice sessions belong to their user ----
+
+nlohmann::json start_session(const std::string& token, const std::string& resume = "") {
+    nlohmann::json start = {{"type", "start_session"},
+                            {"id", "start-1"},
+                            {"location_id", "loc-1"},
+                            {"channel", "drive_thru"},
+                            {"access_token", token}};
+    if (!resume.empty()) {
+        start["resume_session_id"] = resume;
+    }
+    return start;
+}
+
+// Another user's token cannot resume a voice session, nor take it over from its live link: it
+// gets a new session of its own, and the owner's session carries on, on the owner's link.
+TEST(VoiceSessionAudit, AnotherUserCannotResumeASession) {
+    Emulator emu;
+    emu.start();
+    WsTestClient alice, mallory;
+    ASSERT_TRUE(alice.connect(emu.voice_url()));
+    alice.send_json(start_session(emu.mint_token("user-alice")));
+    auto started = alice.next_of_type("session_started");
+    ASSERT_TRUE(started);
+    auto id = (*started)["session_id"].get<std::string>();
+
+    ASSERT_TRUE(mallory.connect(emu.voice_url()));
+    mallory.send_json(start_session(emu.mint_token("user-mallory"), id));
+    auto other = mallory.next_of_type("session_started");
+    ASSERT_TRUE(other);
+    EXPECT_NE((*other)["session_id"], id);
+    EXPECT_EQ((*other)["resumed"], false);
+
+    // Alice's link still carries her session.
+    alice.send_binary(std::string(40, '\x01'));
+    EXPECT_TRUE(eventually([&] { return emu.voice_session(id)->frames_received == 1; }));
+    EXPECT_TRUE(alice.is_open());
+    EXPECT_EQ(emu.voice_session(id)->resumes, 0);
 }
 
 // ---- the emulator's JWT check, on the wire ----
-
-std::string base64url(const std::string& data) {
-    auto text = base64(reinterpret_cast<const unsigned char*>(data.data()), data.size());
-    for (auto& c : text) {
-        c = c == '+' ? '-' : c == '/' ? '_' : c;
-    }
-    while (!text.empty() && text.back() == '=') {
-        text.pop_back();
-    }
-    return text;
-}
 
 std::string claims_json(std::chrono::seconds from_now) {
     auto now = std::chrono::duration_cast<std::chrono::seconds>(

@@ -196,8 +196,12 @@ TEST(FaultProxy, ForwardsBothWaysUnchanged) {
     auto back = peer.recv_exact(data.size());
     writer.join();
     EXPECT_EQ(back, data);
-    EXPECT_EQ(proxy.stats().bytes_to_server, data.size());
-    EXPECT_EQ(proxy.stats().bytes_to_client, data.size());
+    // Bytes are counted when their write completes, which may be after the peer read them.
+    EXPECT_TRUE(eventually([&] {
+        return proxy.stats().bytes_to_server == data.size() &&
+               proxy.stats().bytes_to_client == data.size();
+    })) << proxy.stats().bytes_to_server
+        << " and " << proxy.stats().bytes_to_client;
 }
 
 // Latency is added once per direction: 80 ms up and 40 ms down make a round trip of at least
@@ -346,8 +350,12 @@ TEST(FaultProxy, SplitsIntoSingleByteSegments) {
     auto data = pattern(2000);
     ASSERT_TRUE(peer.send_all(data));
     EXPECT_EQ(peer.recv_exact(data.size()), data);
-    EXPECT_EQ(proxy.stats().writes_to_server, data.size());
-    EXPECT_EQ(proxy.stats().writes_to_client, data.size());
+    // Likewise a write, counted when it completes.
+    EXPECT_TRUE(eventually([&] {
+        return proxy.stats().writes_to_server == data.size() &&
+               proxy.stats().writes_to_client == data.size();
+    })) << proxy.stats().writes_to_server
+        << " and " << proxy.stats().writes_to_client;
     EXPECT_GT(target.reads(), 1u) << "the target should see the bytes in pieces";
 }
 

@@ -1,6 +1,7 @@
 // Shared test helpers; see test_env.hpp.
 #include "support/test_env.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
@@ -18,6 +19,13 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     return true;
+}
+
+std::chrono::milliseconds scaled(std::chrono::milliseconds deadline) {
+    const char* text = std::getenv("OLYMPUS_TEST_TIME_SCALE");
+    double scale = text != nullptr ? std::atof(text) : 1.0;
+    return std::chrono::milliseconds(
+        static_cast<long>(static_cast<double>(deadline.count()) * std::max(scale, 1.0)));
 }
 
 std::string make_temp_dir(const std::string& prefix) {

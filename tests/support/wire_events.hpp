@@ -1,6 +1,7 @@
-// Reads the server side of proxied WebSocket connections (the FaultProxy's to_client tap) and
-// keeps the id of every event frame per channel: what the server really put on the wire,
-// replays included. feed() runs on the proxy's io thread; ids() on any thread.
+// Reads one direction of proxied WebSocket connections (a FaultProxy tap) and keeps the id of
+// every event frame per channel, and the number of binary frames: what that side really put on
+// the wire, replays and re-sent audio included. feed() runs on the proxy's io thread; ids() and
+// binary_frames() on any thread.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +29,11 @@ public:
         return ids_;
     }
 
+    std::uint64_t binary_frames() {
+        std::lock_guard lock(mutex_);
+        return binary_frames_;
+    }
+
 private:
     struct Stream {
         bool upgraded = false;  // past the HTTP 101 response
@@ -44,7 +50,7 @@ private:
             s.upgraded = true;
         }
         while (true) {
-            // Header: opcode, then a 7-, 16- or 64-bit length; server frames are not masked.
+            // Header: opcode, then a 7-, 16- or 64-bit length, then a mask (client frames).
             if (s.buffer.size() < 2) {
                 return;
             }
@@ -71,6 +77,8 @@ private:
             }
             if (opcode == 1) {
                 record(s.buffer.substr(header, static_cast<std::size_t>(length)));
+            } else if (opcode == 2) {
+                ++binary_frames_;
             }
             s.buffer.erase(0, header + static_cast<std::size_t>(length));
         }
@@ -86,6 +94,7 @@ private:
     std::mutex mutex_;
     std::map<std::uint64_t, Stream> streams_;
     std::map<std::string, std::multiset<std::string>> ids_;
+    std::uint64_t binary_frames_ = 0;
 };
 
 }  // namespace olympus::test

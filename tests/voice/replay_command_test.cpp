@@ -63,8 +63,28 @@ TEST_F(ReplayCommandTest, RecordsTheReplyAndPrintsStats) {
     EXPECT_EQ(emu_->stats().received_of("end_session"), 1u);
 }
 
+TEST_F(ReplayCommandTest, WaitsForTheGreetingBeforeTheOrder) {
+    // At real-time pace the recorded customer lets the 1.5 s greeting finish: nothing barges
+    // in, and the reply file holds the whole greeting followed by the echo of the order.
+    auto options = test::quiet_emulator();
+    options.greeting_duration = 1500ms;
+    start_emulator(options);
+    auto out = dir_ + "/reply.wav";
+    test::CliProcess cli(replay({test::speech_wav()}, {"--out", out}), dir_);
+    ASSERT_EQ(cli.wait(40s), 0) << cli.stderr_text();
+    EXPECT_NE(cli.stdout_text().find("barge-ins=0"), std::string::npos) << cli.stdout_text();
+    EXPECT_EQ(emu_->stats().sent_of("interrupt"), 0u);
+    EXPECT_EQ(emu_->stats().received_of("barge_in"), 0u);
+
+    auto reply = test::read_wav_file(out);
+    const std::size_t greeting = 48000 * 3 / 2;
+    ASSERT_GT(reply.size(), greeting + 48000);
+    std::vector<float> after_greeting(reply.begin() + static_cast<long>(greeting), reply.end());
+    EXPECT_GT(test::best_correlation(audio::test::speech(48000), after_greeting, 24000), 0.6);
+}
+
 TEST_F(ReplayCommandTest, CtrlCEndsTheSessionAndLeavesAPlayableWav) {
-    // SIGINT mid-file (the greeting is playing): end_session goes out, the WAV is finalised.
+    // SIGINT mid-file: end_session goes out, the WAV is finalised.
     auto options = test::quiet_emulator();
     options.greeting_duration = 3000ms;
     options.barge_in_speech = 60s;  // the greeting is not cut off by the order

@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +18,9 @@
 #include "olympus/emulator/jwt.hpp"
 
 namespace olympus::emulator {
+
+/// The container of an audio file the emulator serves.
+enum class AudioFileType { mp3, wav };
 
 struct EmulatorOptions {
     std::string host = "127.0.0.1";  ///< address to listen on; loopback by default
@@ -54,10 +59,15 @@ struct EmulatorOptions {
     std::chrono::milliseconds greeting_duration{1200};  ///< synthetic greeting audio; 0: none
     std::chrono::milliseconds no_speech_timeout{30'000};  ///< session_ended "timeout"
     std::chrono::milliseconds max_session{600'000};       ///< session_ended "timeout"
-    std::chrono::milliseconds resume_window{
-        30'000};  ///< a dropped session can be resumed this long
+    /// A dropped session can be resumed this long, by the user who started it. A resume also
+    /// takes the session over from a link the server still holds (one that died half-open):
+    /// that old link is torn down, and what arrives on it afterwards is not counted.
+    std::chrono::milliseconds resume_window{30'000};
     /// Received audio kept per session, for tests; only the 64 newest sessions keep theirs.
     std::size_t max_recorded_seconds = 120;
+    /// The file type of replies offered as an audio_url: MP3, as the public docs describe
+    /// them, or 16-bit WAV.
+    AudioFileType audio_url_type = AudioFileType::mp3;
     /// Off: relay mode for load tests. Opus frames are counted but neither decoded nor
     /// recorded; a packet of at least speech_packet_bytes counts as speech, and a reply sends
     /// the utterance's own packets back unchanged. The emulator then spends no codec time.
@@ -87,7 +97,13 @@ enum class VoiceFault {
     refuse_start,          ///< answer start_session with an error frame (code "unauthorized")
     corrupt_reply_frames,  ///< every 4th reply frame is bytes that do not decode
     wrong_reply_format,    ///< reply frames last twice the announced frame_ms
+    flood_reply_frames,    ///< reply frames go out back to back, far faster than real time,
+                           ///< and the reply loops for as long as the fault is on
 };
+
+/// The fingerprint of one binary frame in VoiceSessionRecord::frame_digests: 64-bit FNV-1a of
+/// its bytes. Tests compute it over the frames a client produced to compare them one by one.
+std::uint64_t frame_digest(std::string_view bytes);
 
 /// What the voice stream saw of one session, for tests to compare with what was sent.
 struct VoiceSessionRecord {
@@ -96,6 +112,9 @@ struct VoiceSessionRecord {
     int sample_rate = 0;
     int frame_ms = 0;
     std::uint64_t frames_received = 0;  ///< binary audio frames taken in
+    /// frame_digest() of each binary frame, in the order taken in (bounded like
+    /// received_audio), so that a test can tell lost, repeated and reordered frames apart.
+    std::vector<std::uint64_t> frame_digests;
     std::uint64_t bad_frames = 0;       ///< frames that did not decode or had the wrong size;
                                         ///< concealed in received_audio
     std::vector<float> received_audio;  ///< the frames decoded, mono at sample_rate (bounded
@@ -187,6 +206,9 @@ public:
 
     /// Every voice session since start, oldest first. Waits for the io thread.
     std::vector<VoiceSessionRecord> voice_sessions() const;
+    /// The voice session named `session_id`, if the emulator still keeps it. Waits for the io
+    /// thread; cheaper than voice_sessions() when many sessions kept their audio.
+    std::optional<VoiceSessionRecord> voice_session(const std::string& session_id) const;
 
 private:
     class Impl;
