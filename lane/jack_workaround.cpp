@@ -8,18 +8,24 @@
 //     whole process.
 // The definitions below come first in symbol lookup (a program's own symbols interpose a shared
 // library's). They record the shutdown callbacks PortAudio registers, so that the lane can call
-// them once it has made sure the server is gone (a fresh client cannot connect), and they report
-// the cleanup calls on a dead server's clients as successful without making them: the ports
-// and clients went away with the server. They run on the lane's device thread or its closing
-// thread (wherever PortAudio calls them), never on an audio callback.
+// them once it has made sure the server is gone (a new client finds no server, or one that does
+// not know PortAudio's client), and they report the cleanup calls on a dead server's clients as
+// successful without making them: the ports and clients went away with the server. They run on
+// the lane's device thread or its closing thread (wherever PortAudio calls them), never on an
+// audio callback.
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <dlfcn.h>
 #include <future>
 #include <jack/jack.h>
 #include <mutex>
 #include <set>
+#include <string>
+#include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "olympus/lane/post_devices.hpp"
@@ -31,10 +37,35 @@ Fn real(const char* name) {
     return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
 }
 
+// The server's request socket as libjack 1.9 names it (/dev/shm/jack_<server>_<uid>_0), and
+// its inode at the time a client registered: a server that died removes it, a new one makes
+// another. Not found (another layout): the server is probed by connecting instead.
+struct ServerSocket {
+    bool known = false;
+    dev_t device = 0;
+    ino_t inode = 0;
+};
+
+std::string server_socket_path() {
+    const char* name = std::getenv("JACK_DEFAULT_SERVER");
+    return "/dev/shm/jack_" + std::string(name != nullptr && *name != '\0' ? name : "default") +
+           "_" + std::to_string(getuid()) + "_0";
+}
+
+ServerSocket server_socket() {
+    struct stat info {};
+    ServerSocket socket;
+    if (stat(server_socket_path().c_str(), &info) == 0 && S_ISSOCK(info.st_mode)) {
+        socket = {true, info.st_dev, info.st_ino};
+    }
+    return socket;
+}
+
 struct ShutdownHook {
     jack_client_t* client;
     JackShutdownCallback callback;
     void* arg;
+    ServerSocket server;  // the server the client connected to
 };
 
 struct Registry {
@@ -69,24 +100,53 @@ int unless_dead(jack_client_t* client, Call call) {
     return 0;
 }
 
-// Whether the server is gone: a new client cannot connect. Bounded, since a stopped server
-// (SIGSTOP) accepts the connection and never answers; that counts as "not known to be gone".
-bool server_gone() {
+// The client's name as a regular expression that matches it literally.
+std::string escaped(const char* name) {
+    std::string out;
+    for (const char* c = name; c != nullptr && *c != '\0'; ++c) {
+        if (std::strchr("\\()[]{}*+?|$^.", *c) != nullptr) {
+            out += '\\';
+        }
+        out += *c;
+    }
+    return out;
+}
+
+// Whether the server `hook`'s client talks to is gone: its socket went away or belongs to a new
+// server; without a known socket, a new client cannot connect, or connects to a server (of the
+// same name, started since) that does not know the client's ports. Bounded, since
+// a stopped server (SIGSTOP) never answers; that counts as "not known to be gone". One probe at
+// a time: on a stopped server it waits until the server runs again, and a new one per retry
+// would pile up threads.
+bool server_gone(const ShutdownHook& hook) {
+    // The server's socket tells at once: gone, or replaced by a new server's.
+    if (hook.server.known) {
+        const ServerSocket now = server_socket();
+        return !now.known || now.device != hook.server.device || now.inode != hook.server.inode;
+    }
+    jack_client_t* const client = hook.client;
     using Open = jack_client_t* (*)(const char*, jack_options_t, jack_status_t*, ...);
     static const auto open = real<Open>("jack_client_open");
     static const auto close = real<int (*)(jack_client_t*)>("jack_client_close");
-    if (open == nullptr || close == nullptr) {
+    static std::atomic<bool> in_flight{false};
+    if (open == nullptr || close == nullptr || in_flight.exchange(true)) {
         return false;
     }
     auto answer = std::make_shared<std::promise<bool>>();
     auto gone = answer->get_future();
-    std::thread([answer] {
+    const std::string pattern = "^" + escaped(jack_get_client_name(client)) + ":";
+    std::thread([answer, pattern] {
         jack_status_t status{};
         jack_client_t* probe = open("olympus-lane-probe", JackNoStartServer, &status);
+        bool unknown = probe == nullptr;
         if (probe != nullptr) {
+            const char** ports = jack_get_ports(probe, pattern.c_str(), nullptr, 0);
+            unknown = ports == nullptr;
+            jack_free(ports);
             close(probe);
         }
-        answer->set_value(probe == nullptr);
+        in_flight.store(false);
+        answer->set_value(unknown);
     }).detach();
     return gone.wait_for(std::chrono::seconds(1)) == std::future_status::ready && gone.get();
 }
@@ -103,7 +163,7 @@ __attribute__((visibility("default"))) void jack_on_shutdown(jack_client_t* clie
     {
         auto& r = registry();
         std::lock_guard lock(r.mutex);
-        r.hooks.push_back({client, callback, arg});
+        r.hooks.push_back({client, callback, arg, server_socket()});
     }
     if (next != nullptr) {
         next(client, callback, arg);
@@ -155,12 +215,10 @@ bool release_dead_jack_server() {
     if (hooks.empty()) {
         return false;
     }
-    bool known = true;
     for (const auto& hook : hooks) {
-        known = known && is_dead(hook.client);
-    }
-    if (!known && !server_gone()) {
-        return false;
+        if (!is_dead(hook.client) && !server_gone(hook)) {
+            return false;
+        }
     }
     {
         auto& r = registry();

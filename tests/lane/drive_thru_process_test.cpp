@@ -138,12 +138,14 @@ public:
     }
     ~PrivateJack() { stop(); }
 
+    /// Starts the server; false (with its log in problem()) when it does not come up.
     bool start() {
+        const std::string log = "/tmp/" + name_ + ".log";
         pid_ = fork();
         if (pid_ == 0) {
-            const int null = open("/dev/null", O_WRONLY);
-            dup2(null, 1);
-            dup2(null, 2);
+            const int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(out, 1);
+            dup2(out, 2);
             close_inherited();
             // A generous client timeout: on a loaded machine a client that misses one cycle
             // must not be thrown out of the graph (that is a device loss of its own).
@@ -152,8 +154,16 @@ public:
             _exit(127);
         }
         // A loaded machine may take a while; two waits of 10 s each.
-        return at::jack_command("jack_wait -w -t 10") || at::jack_command("jack_wait -w -t 10");
+        const bool up =
+            at::jack_command("jack_wait -w -t 10") || at::jack_command("jack_wait -w -t 10");
+        problem_ = up ? "" : "jackd did not start: " + read_file(log);
+        std::remove(log.c_str());
+        return up;
     }
+
+    /// Why start() failed (jackd's own words, e.g. "Too many servers already active": JACK
+    /// allows 8 servers per machine).
+    const std::string& problem() const { return problem_; }
 
     void stop() {
         if (pid_ > 0) {
@@ -171,6 +181,7 @@ public:
 private:
     std::string name_;
     pid_t pid_ = 0;
+    std::string problem_;
 };
 
 // The customer at the post: lane_jack_voice playing the orders into the lane's capture port.
@@ -310,17 +321,17 @@ protected:
     }
     void TearDown() override {
         // A failure is easier to read with the lane's own account of it.
-        if (HasFailure()) {
+        if (HasFailure() || std::getenv("OLYMPUS_LANE_TEST_LOG") != nullptr) {
             std::string log = read_file(dir_ + "/lane.err");
             std::string kept;
             std::istringstream lines(log);
             for (std::string line; std::getline(lines, line);) {
-                if (line.rfind("ALSA lib", 0) != 0) {
+                if (line.rfind("ALSA lib", 0) != 0 && line.find(" health ") == std::string::npos) {
                     kept += line + "\n";
                 }
             }
             std::printf("---- lane log (tail) ----\n%s\n",
-                        kept.substr(kept.size() > 6000 ? kept.size() - 6000 : 0).c_str());
+                        kept.substr(kept.size() > 12000 ? kept.size() - 12000 : 0).c_str());
         }
         emu_.reset();
         std::filesystem::remove_all(dir_);
@@ -403,7 +414,7 @@ TEST_F(DriveThru, ServesThreeCarsThroughADeviceLossAndANetworkDrop) {
     // device); car 2 comes by POST /trigger and the network drops during its order; car 3 by a
     // line on stdin. /metrics shows the sessions, the device errors and the reconnect.
     PrivateJack jack;
-    ASSERT_TRUE(jack.start()) << "no JACK dummy server";
+    ASSERT_TRUE(jack.start()) << jack.problem();
     const auto files = orders();
     auto lane = start_lane(config());
     const int port = metrics_port(*lane);
@@ -427,7 +438,7 @@ TEST_F(DriveThru, ServesThreeCarsThroughADeviceLossAndANetworkDrop) {
     EXPECT_EQ(scrape(port)["olympus_lane_device_up"], 0.0);
     std::string body;
     EXPECT_EQ(http("POST", port, "/trigger", body), 503) << body;
-    ASSERT_TRUE(jack.start());
+    ASSERT_TRUE(jack.start()) << jack.problem();
     ASSERT_TRUE(in_state(port, "waiting", scaled(15s))) << "the device was not reopened";
     EXPECT_EQ(scrape(port)["olympus_lane_device_up"], 1.0);
 
@@ -515,7 +526,7 @@ TEST_F(DriveThru, SigtermEndsTheSessionAndItsRecordingReplaysTheCustomer) {
     // exits 0 and the stereo recording is a valid WAV. Replaying it sends the customer's
     // channel, not a mix with the agent.
     PrivateJack jack;
-    ASSERT_TRUE(jack.start()) << "no JACK dummy server";
+    ASSERT_TRUE(jack.start()) << jack.problem();
     const auto files = orders();
     const std::string recordings = dir_ + "/recordings";
     std::filesystem::create_directory(recordings);
@@ -570,7 +581,7 @@ TEST_F(DriveThru, AFullDiskStopsTheRecordingAndTheLaneServesOn) {
     // recording stops with a clear log line and a count, the session goes on to the agent's
     // reply, and the next car is served too.
     PrivateJack jack;
-    ASSERT_TRUE(jack.start()) << "no JACK dummy server";
+    ASSERT_TRUE(jack.start()) << jack.problem();
     const auto files = orders();
     const std::string recordings = dir_ + "/recordings";
     std::filesystem::create_directory(recordings);
@@ -615,7 +626,7 @@ TEST_F(DriveThru, AStalledDeviceStopsTheWatchdogUntilItRecovers) {
     // systemd watchdog, while /metrics still answers. When the server runs again the close
     // returns, the device reopens and the watchdog is fed again. SIGTERM says STOPPING=1.
     PrivateJack jack;
-    ASSERT_TRUE(jack.start()) << "no JACK dummy server";
+    ASSERT_TRUE(jack.start()) << jack.problem();
     NotifySocket notify(dir_ + "/notify");
     setenv("NOTIFY_SOCKET", (dir_ + "/notify").c_str(), 1);
     setenv("WATCHDOG_USEC", "2000000", 1);  // a ping every second
@@ -634,9 +645,21 @@ TEST_F(DriveThru, AStalledDeviceStopsTheWatchdogUntilItRecovers) {
     ASSERT_TRUE(olympus::test::eventually(
         [&] { return notify.count("STATUS=stalled: audio_pipeline") >= 1; }, scaled(20s)))
         << lane->err();
-    const auto pings = notify.count("WATCHDOG=1");
-    std::this_thread::sleep_for(2500ms);  // two ping periods must pass without a ping
-    EXPECT_EQ(notify.count("WATCHDOG=1"), pings) << "the watchdog was fed while stuck";
+    // Two ping periods without a ping must come (a stall also shows before the device counts
+    // as lost, while no frames flow; the pings stop for good once the close is stuck).
+    std::size_t pings = 0;
+    auto quiet_since = Clock::now();
+    const bool starved = olympus::test::eventually(
+        [&] {
+            const auto now_pings = notify.count("WATCHDOG=1");
+            if (now_pings != pings) {
+                pings = now_pings;
+                quiet_since = Clock::now();
+            }
+            return Clock::now() - quiet_since >= 2500ms;
+        },
+        scaled(20s));
+    EXPECT_TRUE(starved) << "the watchdog was still fed while the device was stuck";
     EXPECT_GE(scrape(port)["olympus_lane_device_errors_total"], 1.0) << "/metrics must answer";
 
     // The server runs again: the device comes back and so do the pings.

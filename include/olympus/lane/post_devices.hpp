@@ -69,7 +69,8 @@ public:
 /// and that the lane reported to PortAudio as successful (jack_workaround.cpp); any thread.
 std::uint64_t jack_failures_survived();
 
-/// When the JACK server is known to be gone (a fresh client cannot connect), tells PortAudio so
+/// When the JACK server is known to be gone (a new client finds no server, or a restarted one
+/// that does not know PortAudio's ports), tells PortAudio so
 /// through the shutdown callbacks it registered, which releases a close waiting for the dead
 /// server; true when it did. Any thread but an audio callback.
 bool release_dead_jack_server();
