@@ -12,6 +12,7 @@
 #include "olympus/log.hpp"
 
 #include "recent_ids.hpp"
+#include "while_alive.hpp"
 
 namespace olympus {
 
@@ -80,7 +81,7 @@ public:
 
     // ---- io thread: link events ----
 
-    void on_connected() {
+    void on_connected(bool /*first*/) {
         // Re-subscribe first; the queue waits until every subscription is back.
         link_up_ = true;
         ready_ = false;
@@ -500,24 +501,12 @@ Client::Client(ClientOptions options) {
     // The hooks hold a weak_ptr: they never run after the State is gone.
     std::weak_ptr<State> weak = state_;
     Connection::Hooks hooks;
-    hooks.on_connected = [weak](bool) {
-        if (auto s = weak.lock())
-            s->on_connected();
-    };
-    hooks.on_link_down = [weak](std::error_code reason) {
-        if (auto s = weak.lock())
-            s->on_link_down(reason);
-    };
-    hooks.on_message = [weak](const nlohmann::json& message) {
-        if (auto s = weak.lock())
-            s->on_message(message);
-    };
+    hooks.on_connected = detail::while_alive(weak, &State::on_connected);
+    hooks.on_link_down = detail::while_alive(weak, &State::on_link_down);
+    hooks.on_message = detail::while_alive(weak, &State::on_message);
     connection_ = std::make_unique<Connection>(std::move(options.connection), std::move(hooks));
     state_->connection_ = connection_.get();
-    connection_->add_state_observer([weak](const StateChange& change) {
-        if (auto s = weak.lock())
-            s->on_state(change);
-    });
+    connection_->add_state_observer(detail::while_alive(weak, &State::on_state));
 }
 
 Client::~Client() {

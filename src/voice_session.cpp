@@ -26,6 +26,7 @@
 
 #include "audio_fetcher.hpp"
 #include "voice_stream_impl.hpp"
+#include "while_alive.hpp"
 
 namespace olympus {
 
@@ -316,28 +317,13 @@ public:
         connection_options.logger = "voice";
         std::weak_ptr<Impl> weak = weak_from_this();
         Connection::Hooks hooks;
-        hooks.opening_frame = [weak](const std::string& token) {
-            auto self = weak.lock();
-            return self ? self->opening_frame(token) : std::string();
-        };
-        hooks.on_link_down = [weak](std::error_code reason) {
-            if (auto self = weak.lock())
-                self->on_link_down(reason);
-        };
-        hooks.on_message = [weak](const Json& message) {
-            if (auto self = weak.lock())
-                self->on_message(message);
-        };
-        hooks.on_binary = [weak](std::string_view bytes) {
-            if (auto self = weak.lock())
-                self->on_binary(bytes);
-        };
+        hooks.opening_frame = detail::while_alive(weak, &Impl::opening_frame);
+        hooks.on_link_down = detail::while_alive(weak, &Impl::on_link_down);
+        hooks.on_message = detail::while_alive(weak, &Impl::on_message);
+        hooks.on_binary = detail::while_alive(weak, &Impl::on_binary);
         connection_ = std::make_unique<Connection>(connection_options, std::move(hooks));
         link_ = connection_.get();
-        link_->add_state_observer([weak](const StateChange& change) {
-            if (auto self = weak.lock())
-                self->on_connection_state(change);
-        });
+        link_->add_state_observer(detail::while_alive(weak, &Impl::on_connection_state));
     }
 
     // ---- any thread ----

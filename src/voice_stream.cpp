@@ -5,6 +5,7 @@
 #include "olympus/error.hpp"
 
 #include "voice_stream_impl.hpp"
+#include "while_alive.hpp"
 
 namespace olympus {
 
@@ -31,31 +32,13 @@ void VoiceStream::Impl::init() {
     connection_options.logger = "voice";
     std::weak_ptr<Impl> weak = weak_from_this();
     Connection::Hooks hooks;
-    hooks.opening_frame = [weak](const std::string& token) {
-        auto self = weak.lock();
-        return self ? self->opening_frame(token) : std::string();
-    };
-    hooks.on_connected = [weak](bool) {
-        if (auto self = weak.lock())
-            self->on_connected();
-    };
-    hooks.on_link_down = [weak](std::error_code reason) {
-        if (auto self = weak.lock())
-            self->on_link_down(reason);
-    };
-    hooks.on_message = [weak](const Json& message) {
-        if (auto self = weak.lock())
-            self->on_message(message);
-    };
-    hooks.on_binary = [weak](std::string_view bytes) {
-        if (auto self = weak.lock())
-            self->on_binary(bytes);
-    };
+    hooks.opening_frame = detail::while_alive(weak, &Impl::opening_frame);
+    hooks.on_connected = detail::while_alive(weak, &Impl::on_connected);
+    hooks.on_link_down = detail::while_alive(weak, &Impl::on_link_down);
+    hooks.on_message = detail::while_alive(weak, &Impl::on_message);
+    hooks.on_binary = detail::while_alive(weak, &Impl::on_binary);
     connection_ = std::make_unique<Connection>(connection_options, std::move(hooks));
-    connection_->add_state_observer([weak](const StateChange& change) {
-        if (auto self = weak.lock())
-            self->on_state(change);
-    });
+    connection_->add_state_observer(detail::while_alive(weak, &Impl::on_state));
 }
 
 // ---- any thread ----
@@ -116,7 +99,7 @@ std::string VoiceStream::Impl::opening_frame(const std::string& token) {
     return Json{{"type", "auth"}, {"token", token}}.dump();
 }
 
-void VoiceStream::Impl::on_connected() {
+void VoiceStream::Impl::on_connected(bool /*first*/) {
     // auth_success: the server keeps connections, and this one is ready for a session.
     authenticated_ = true;
     sessions_on_link_ = 0;

@@ -73,7 +73,7 @@ public:
 
 private:
     std::string opening_frame(const std::string& token);
-    void on_connected();
+    void on_connected(bool first);
     void on_link_down(std::error_code reason);
     void on_message(const nlohmann::json& message);
     void on_binary(std::string_view bytes);
