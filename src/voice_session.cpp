@@ -640,7 +640,6 @@ public:
             return true;
         }
         down_format_ = format;
-        down_rate_.store(format.sample_rate);
         down_frame_ms_.store(format.frame_ms);
         down_opus_.store(format.encoding == AudioFormat::Encoding::opus);
         if (format.encoding == AudioFormat::Encoding::opus) {
@@ -655,6 +654,10 @@ public:
             jitter_owner_ = std::move(jitter).value();
             jitter_.store(jitter_owner_.get(), std::memory_order_release);
         }
+        // Last: the playout thread starts once it sees the rate, and then reads the rest. Set
+        // before the jitter buffer, the playout could take an Opus reply for PCM and stay
+        // silent for the whole session.
+        down_rate_.store(format.sample_rate);
         return true;
     }
 
