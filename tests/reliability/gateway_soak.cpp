@@ -85,26 +85,14 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 2) {
-        std::fprintf(stderr,
-                     "usage: gateway_soak <olympus-voice> [--seconds N] [--seed S] "
-                     "[--assert]\n");
+    auto args = olympus::soak::parse_args(argc, argv, "gateway_soak");
+    if (!args) {
         return 2;
     }
-    std::string cli = argv[1];
-    double seconds = 120;
-    std::uint64_t seed = 1;
-    bool assert_flat = false;
-    for (int i = 2; i < argc; ++i) {
-        std::string arg = argv[i];
-        if (arg == "--seconds" && i + 1 < argc) {
-            seconds = std::atof(argv[++i]);
-        } else if (arg == "--seed" && i + 1 < argc) {
-            seed = std::strtoull(argv[++i], nullptr, 10);
-        } else if (arg == "--assert") {
-            assert_flat = true;
-        }
-    }
+    const std::string& cli = args->cli;
+    const double seconds = args->seconds;
+    const std::uint64_t seed = args->seed;
+    const bool assert_flat = args->assert_trends;
 
     // The emulator replays the last 2000 events on each re-subscribe: the resume buffer. At
     // 10 events/s that covers outages of up to 200 s, above the client's 30 s backoff cap.

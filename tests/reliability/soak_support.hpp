@@ -4,9 +4,12 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <dirent.h>
 #include <fstream>
+#include <optional>
 #include <signal.h>
 #include <string>
 #include <sys/prctl.h>
@@ -14,6 +17,44 @@
 #include <vector>
 
 namespace olympus::soak {
+
+/// What both soak programs take: `<name> <olympus-voice> [--seconds N] [--seed S] [--assert]`.
+struct Args {
+    std::string cli;
+    double seconds = 120;
+    std::uint64_t seed = 1;
+    bool assert_trends = false;  ///< exit non-zero when the run is not clean
+};
+
+/// The arguments, or nothing after printing the usage line for anything it does not know.
+inline std::optional<Args> parse_args(int argc, char** argv, const char* name) {
+    Args args;
+    bool ok = argc >= 2;
+    if (ok) {
+        args.cli = argv[1];
+    }
+    for (int i = 2; ok && i < argc; ++i) {
+        std::string arg = argv[i];
+        char* end = nullptr;
+        if (arg == "--seconds" && i + 1 < argc) {
+            args.seconds = std::strtod(argv[++i], &end);
+            ok = *end == '\0' && args.seconds > 0;
+        } else if (arg == "--seed" && i + 1 < argc) {
+            args.seed = std::strtoull(argv[++i], &end, 10);
+            ok = *end == '\0';
+        } else if (arg == "--assert") {
+            args.assert_trends = true;
+        } else {
+            ok = false;
+        }
+    }
+    if (!ok) {
+        std::fprintf(stderr, "usage: %s <olympus-voice> [--seconds N] [--seed S] [--assert]\n",
+                     name);
+        return std::nullopt;
+    }
+    return args;
+}
 
 inline long rss_kib_of(pid_t pid) {
     std::ifstream status("/proc/" + std::to_string(pid) + "/status");

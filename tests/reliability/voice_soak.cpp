@@ -150,26 +150,14 @@ const char* inject(std::mt19937_64& rng, olympus::emulator::Emulator& emu,
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 2) {
-        std::fprintf(stderr,
-                     "usage: voice_soak <olympus-voice> [--seconds N] [--seed S] "
-                     "[--assert]\n");
+    auto args = olympus::soak::parse_args(argc, argv, "voice_soak");
+    if (!args) {
         return 2;
     }
-    std::string cli = argv[1];
-    double seconds = 120;
-    std::uint64_t seed = 1;
-    bool assert_clean = false;
-    for (int i = 2; i < argc; ++i) {
-        std::string arg = argv[i];
-        if (arg == "--seconds" && i + 1 < argc) {
-            seconds = std::atof(argv[++i]);
-        } else if (arg == "--seed" && i + 1 < argc) {
-            seed = std::strtoull(argv[++i], nullptr, 10);
-        } else if (arg == "--assert") {
-            assert_clean = true;
-        }
-    }
+    const std::string& cli = args->cli;
+    const double seconds = args->seconds;
+    const std::uint64_t seed = args->seed;
+    const bool assert_clean = args->assert_trends;
 
     // The order, and the packets every session must deliver of it.
     const auto& order_file = olympus::test::noisy_order_wav();
