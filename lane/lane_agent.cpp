@@ -619,14 +619,15 @@ private:
     bool stopping_ = false;
     std::string last_recording_;
 
-    // io thread: the network tick (shared with its own handlers).
+    // The io thread of the voice stream, the sessions and the network tick; they go before it.
+    std::shared_ptr<IoThread> io_;
+
+    // io thread: the network tick (shared with its own handlers). Its timer belongs to io_'s
+    // context, so it is declared after io_ and destroyed before it.
     std::shared_ptr<std::atomic<std::uint64_t>> network_ticks_ =
         std::make_shared<std::atomic<std::uint64_t>>(0);
     std::shared_ptr<std::atomic<bool>> ticking_ = std::make_shared<std::atomic<bool>>(true);
     std::shared_ptr<std::function<void()>> tick_;
-
-    // The io thread of the voice stream and sessions; they go before it.
-    std::shared_ptr<IoThread> io_;
 
     // Agent thread only.
     std::unique_ptr<VoiceStream> stream_;
