@@ -12,7 +12,11 @@
 // not know PortAudio's client), and they report the cleanup calls on a dead server's clients as
 // successful without making them: the ports and clients went away with the server. They run on
 // the lane's device thread or its closing thread (wherever PortAudio calls them), never on an
-// audio callback.
+// audio callback. Since a client's libjack thread may then still be running (a dead server's
+// client is never closed; a server that dropped a slow client fails its cleanup calls), the
+// process callback goes through a gate: once jack_deactivate() or jack_client_close() returns,
+// PortAudio's callback is not running and does not run again, so PortAudio can free the memory
+// it uses.
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -20,6 +24,7 @@
 #include <dlfcn.h>
 #include <future>
 #include <jack/jack.h>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -68,15 +73,37 @@ struct ShutdownHook {
     ServerSocket server;  // the server the client connected to
 };
 
+// The process callback behind its gate. `inside` counts calls in progress; closing the gate
+// and then waiting for none inside is a handshake with the audio thread (all seq_cst: a call
+// either is counted before the gate closed, or sees it closed).
+struct ProcessGate {
+    jack_client_t* client;
+    JackProcessCallback callback;
+    void* arg;
+    std::atomic<bool> closed{false};
+    std::atomic<int> inside{0};
+};
+
+int through_gate(jack_nframes_t frames, void* arg) {
+    auto* gate = static_cast<ProcessGate*>(arg);
+    gate->inside.fetch_add(1);
+    const int result = gate->closed.load() ? 0 : gate->callback(frames, gate->arg);
+    gate->inside.fetch_sub(1);
+    return result;
+}
+
 struct Registry {
-    std::mutex mutex;  // guards the containers
+    std::mutex mutex;                                 // guards the containers
+    std::vector<std::unique_ptr<ProcessGate>> gates;  // freed once the client closed for real
     std::vector<ShutdownHook> hooks;
     std::set<jack_client_t*> dead;  // clients of a server that died
     std::atomic<std::uint64_t> survived{0};
 };
 
+// Never destroyed: a libjack thread that outlives its client may still pass a gate while the
+// process exits.
 Registry& registry() {
-    static Registry instance;
+    static Registry& instance = *new Registry;
     return instance;
 }
 
@@ -84,6 +111,23 @@ bool is_dead(jack_client_t* client) {
     auto& r = registry();
     std::lock_guard lock(r.mutex);
     return r.dead.count(client) != 0;
+}
+
+// Opens or closes the gates of `client`; closing returns once no callback is inside (bounded:
+// a thread stuck in a callback for a second is left to it).
+void set_gates(jack_client_t* client, bool closed) {
+    auto& r = registry();
+    std::lock_guard lock(r.mutex);
+    for (auto& gate : r.gates) {
+        if (gate->client != client) {
+            continue;
+        }
+        gate->closed.store(closed);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+        while (closed && gate->inside.load() != 0 && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    }
 }
 
 // A cleanup call on a dead server's client is not made, and counts as survived.
@@ -176,20 +220,59 @@ __attribute__((visibility("default"))) int jack_port_unregister(jack_client_t* c
     return unless_dead(client, [&] { return next == nullptr ? 0 : next(client, port); });
 }
 
+__attribute__((visibility("default"))) int jack_set_process_callback(jack_client_t* client,
+                                                                     JackProcessCallback callback,
+                                                                     void* arg) {
+    static const auto next =
+        real<int (*)(jack_client_t*, JackProcessCallback, void*)>("jack_set_process_callback");
+    if (next == nullptr) {
+        return -1;
+    }
+    auto gate = std::make_unique<ProcessGate>();
+    gate->client = client;
+    gate->callback = callback;
+    gate->arg = arg;
+    auto& r = registry();
+    std::lock_guard lock(r.mutex);
+    const int result = next(client, &through_gate, gate.get());
+    if (result == 0) {
+        r.gates.push_back(std::move(gate));
+    }
+    return result;
+}
+
+__attribute__((visibility("default"))) int jack_activate(jack_client_t* client) {
+    static const auto next = real<int (*)(jack_client_t*)>("jack_activate");
+    set_gates(client, false);
+    return next == nullptr ? -1 : next(client);
+}
+
 __attribute__((visibility("default"))) int jack_deactivate(jack_client_t* client) {
     static const auto next = real<int (*)(jack_client_t*)>("jack_deactivate");
-    return unless_dead(client, [&] { return next == nullptr ? 0 : next(client); });
+    const int result = unless_dead(client, [&] { return next == nullptr ? 0 : next(client); });
+    set_gates(client, true);
+    return result;
 }
 
 __attribute__((visibility("default"))) int jack_client_close(jack_client_t* client) {
     // TODO: a dead server's client is never closed: its libjack threads and memory stay until
     // the process exits (closing it hangs in libjack). One per sound-server restart.
     static const auto next = real<int (*)(jack_client_t*)>("jack_client_close");
-    const int result = unless_dead(client, [&] { return next == nullptr ? 0 : next(client); });
+    set_gates(client, true);
+    bool closed = false;
+    const int result = unless_dead(client, [&] {
+        const int real_result = next == nullptr ? 0 : next(client);
+        closed = real_result == 0;
+        return real_result;
+    });
     auto& r = registry();
     std::lock_guard lock(r.mutex);
     for (auto it = r.hooks.begin(); it != r.hooks.end();) {
         it = it->client == client ? r.hooks.erase(it) : it + 1;
+    }
+    // Closed for real, its thread is joined: the gate can go. Otherwise the thread may live on.
+    for (auto it = r.gates.begin(); closed && it != r.gates.end();) {
+        it = (*it)->client == client ? r.gates.erase(it) : it + 1;
     }
     return result;
 }
